@@ -1,0 +1,111 @@
+"""The `fewlabels` command (also `python -m fewlabels`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from fewlabels import __version__
+from fewlabels.errors import UserError
+
+
+def _cmd_train(args) -> int:
+    from fewlabels import config as configlib
+    from fewlabels.train import train
+
+    overrides = list(args.set or [])
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    cfg = configlib.load(args.config, overrides)
+    out = args.out or str(Path("runs") / Path(args.config).stem)
+    summary = train(cfg, out, device=args.device)
+    print(json.dumps(summary))
+    return summary.get("exit_code", 0)
+
+
+def _cmd_sample(args) -> int:
+    import numpy as np
+
+    from fewlabels.train import open_run
+
+    if args.n < 1:
+        raise UserError(f"--n is {args.n}; give a positive number of samples")
+    if not args.out.endswith(".npy"):
+        raise UserError(f"--out {args.out!r} must end in .npy")
+    _, _, exp = open_run(args.run, args.device)
+    samples = exp.sample(args.n, seed=args.seed).astype(np.float32)
+    tmp = Path(args.out).with_name(f".{Path(args.out).name}.tmp.npy")
+    np.save(tmp, samples)
+    tmp.replace(args.out)
+    print(json.dumps({"out": args.out, "shape": list(samples.shape)}))
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    from fewlabels.train import open_run
+
+    _, _, exp = open_run(args.run, args.device)
+    print(json.dumps(exp.evaluate()))
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from fewlabels.demo import demo
+
+    print(demo(args.out, quick=args.quick))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fewlabels", description="Learning without labels: GANs, diffusion, RL.")
+    p.add_argument("--version", action="version", version=f"fewlabels {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a GAN, diffusion model or RL agent from a YAML config")
+    t.add_argument("config")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. train.steps=2000")
+    t.add_argument("--out", help="run directory (default runs/CONFIG_NAME); the same --out resumes")
+    t.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    t.add_argument("--seed", type=int)
+    t.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("sample", help="draw N samples from a trained run into a .npy file")
+    s.add_argument("run")
+    s.add_argument("--n", type=int, required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="auto")
+    s.set_defaults(func=_cmd_sample)
+
+    for name in ("eval", "evaluate"):
+        e = sub.add_parser(name, help="recompute a run's metrics from its newest checkpoint")
+        e.add_argument("run")
+        e.add_argument("--device", default="auto")
+        e.set_defaults(func=_cmd_eval)
+
+    d = sub.add_parser("demo", help="the lecture in one command; ends in one HTML page")
+    d.add_argument("--out", default="runs/demo")
+    d.add_argument("--quick", action="store_true", help="tiny budgets, for tests")
+    d.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as e:
+        if args.debug:
+            raise
+        print(f"fewlabels: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fewlabels: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

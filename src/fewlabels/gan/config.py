@@ -1,0 +1,88 @@
+"""The GAN config: every default visible here; YAML files under configs/gan/ are small diffs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from fewlabels.errors import UserError
+
+
+@dataclass
+class DataConfig:
+    name: Literal["ring8", "grid25", "swissroll", "moons", "circle", "file"] = "grid25"
+    path: str | None = None  # with name: file, a .npy or .csv of shape (N, D)
+
+    def validate(self) -> None:
+        if self.name == "file" and not self.path:
+            raise UserError("data.name is 'file' but data.path is empty; give a .npy or .csv path")
+        if self.path and self.name != "file":
+            raise UserError(f"data.path is set but data.name is {self.name!r}; set data.name: file to train on it")
+
+
+@dataclass
+class ModelConfig:
+    z_dim: int = field(default=2, metadata={"ge": 1})
+    width: int = field(default=128, metadata={"ge": 1})
+    depth: int = field(default=3, metadata={"ge": 1})  # hidden layers
+    activation: Literal["relu", "leaky_relu", "silu", "tanh"] = "relu"
+
+
+@dataclass
+class LossConfig:
+    name: Literal["minimax", "nonsaturating", "wasserstein", "hinge"] = "nonsaturating"
+    # How D (the critic) is kept Lipschitz: weight clipping (WGAN), gradient penalty (WGAN-GP),
+    # spectral normalisation (SN-GAN), or none.
+    constraint: Literal["none", "clip", "gp", "sn"] = "none"
+    clip: float = field(default=0.01, metadata={"gt": 0})
+    gp_weight: float = field(default=10.0, metadata={"ge": 0})
+    # R1: (gamma/2) E_x ||grad D(x)||^2 on real data (Mescheder et al. 2018); 0 disables.
+    r1_weight: float = field(default=0.0, metadata={"ge": 0})
+
+
+@dataclass
+class OptimConfig:
+    name: Literal["adam", "rmsprop"] = "adam"
+    lr_g: float = field(default=1e-4, metadata={"gt": 0})
+    lr_d: float = field(default=1e-4, metadata={"gt": 0})
+    betas: tuple[float, float] = (0.5, 0.999)
+    # Learning rates decay linearly to lr * final_lr_fraction over the run (1 = constant).
+    final_lr_fraction: float = field(default=1.0, metadata={"ge": 0, "le": 1})
+
+
+@dataclass
+class TrainConfig:
+    steps: int = field(default=10000, metadata={"ge": 1})  # generator updates
+    batch_size: int = field(default=256, metadata={"ge": 1})
+    n_critic: int = field(default=1, metadata={"ge": 1})  # D updates per G update
+    ema: float = field(default=0.999, metadata={"ge": 0, "lt": 1})  # EMA decay of G; 0 = off
+    log_every: int = field(default=100, metadata={"ge": 1})
+    eval_every: int = field(default=0, metadata={"ge": 0})  # 0: only at the end
+    snapshot_every: int = field(default=1000, metadata={"ge": 0})
+    checkpoint_every: int = field(default=2000, metadata={"ge": 1})
+    threads: int = field(default=1, metadata={"ge": 0})  # torch threads; 0 = torch's default
+
+
+@dataclass
+class EvalConfig:
+    samples: int = field(default=2500, metadata={"ge": 10})  # mixture metrics (PacGAN protocol)
+    emd_points: int = field(default=1000, metadata={"ge": 10})  # exact EMD, n vs n
+
+
+@dataclass
+class GANConfig:
+    EXPERIMENT = "fewlabels.gan.trainer:GANExperiment"
+    family: Literal["gan"] = "gan"
+    name: str = ""
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def validate(self) -> None:
+        if self.loss.name == "wasserstein" and self.loss.constraint == "none":
+            raise UserError("loss.name is 'wasserstein' but loss.constraint is 'none'; the critic must be "
+                            "kept Lipschitz: valid constraints are clip, gp, sn")

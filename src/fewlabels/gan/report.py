@@ -1,0 +1,34 @@
+"""The GAN run's part of report.html."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fewlabels.report import Section, table
+from fewlabels.viz import plots
+
+
+def sections(exp, run) -> list[Section]:
+    rows = run.read_metrics()
+    out = []
+    snaps = [dict(np.load(p)) for p in sorted(run.samples.glob("snapshot_*.npz"))]
+    heat = "D(x)" if exp.cfg.loss.name in ("minimax", "nonsaturating") else "critic f(x)"
+    fig = plots.snapshot_grid(snaps, exp.data.holdout(1000), run.samples / "snapshots.png", heat_label=heat)
+    if fig:
+        out.append(Section("Samples over training", image=fig,
+                           text=f"Generated samples (orange) over held-out real points (grey), on {heat}."))
+    fig = plots.curves(rows, ["loss_d", "loss_g"], run.samples / "losses.png", "losses")
+    if fig:
+        out.append(Section("Losses", image=fig))
+    fig = plots.curves(rows, ["w_estimate"], run.samples / "w_estimate.png",
+                       "critic's estimate of W: E f(x) - E f(G(z))")
+    if fig:
+        out.append(Section("Wasserstein estimate", image=fig))
+    evals = [r for r in rows if "emd" in r]
+    if evals:
+        keys = [k for k in ("step", "modes", "modes_20", "hq_percent", "reverse_kl", "emd", "real_emd") if k in evals[-1]]
+        out.append(Section("Evaluations", html=table(evals, keys)))
+        fig = plots.curves(evals, ["emd", "real_emd"], run.samples / "emd.png", "EMD to held-out data")
+        if fig:
+            out.append(Section("EMD over training", image=fig))
+    return out

@@ -1,0 +1,233 @@
+"""The run directory: everything needed to resume, sample, evaluate and report.
+
+    DIR/config.yaml      the resolved config
+    DIR/metrics.jsonl    one JSON object per log step, each with `step` and `wall_seconds`
+    DIR/summary.json     written at the end: status, steps, wall_seconds, metrics
+    DIR/checkpoints/     step_XXXXXXXXX.safetensors, newest last (see checkpoint.py)
+    DIR/samples/         snapshots the report draws from
+    DIR/tb/              TensorBoard events mirroring metrics.jsonl
+    DIR/report.html      one self-contained page
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from fewlabels import config as configlib
+from fewlabels.errors import UserError
+
+_CKPT = re.compile(r"^step_(\d{9})\.safetensors$")
+KEEP_CHECKPOINTS = 3
+# Keys that may change when a run is resumed: its length and how often it reports.
+RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.eval_every", "train.checkpoint_every")
+
+
+def _json_default(v: Any) -> Any:
+    if hasattr(v, "item"):
+        return v.item()
+    raise TypeError(f"{type(v).__name__} is not JSON serialisable")
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+    os.replace(tmp, path)
+
+
+class RunDir:
+    """A run directory; `open` creates it or checks that it holds the same experiment."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.checkpoints = self.root / "checkpoints"
+        self.samples = self.root / "samples"
+        self.metrics_path = self.root / "metrics.jsonl"
+        self.summary_path = self.root / "summary.json"
+        self.config_path = self.root / "config.yaml"
+        self.report_path = self.root / "report.html"
+        self._tb = None
+        self.wall_offset = 0.0  # wall seconds already spent before a resume
+        self._t0 = time.perf_counter()
+
+    @classmethod
+    def open(cls, root: str | Path, cfg: Any) -> RunDir:
+        run = cls(Path(root))
+        if run.root.exists() and not run.root.is_dir():
+            raise UserError(f"--out {str(run.root)!r} is a file; give a directory for the run")
+        resolved = configlib.to_dict(cfg)
+        if run.config_path.exists():
+            try:
+                old = configlib.read_yaml(run.config_path)
+            except UserError:
+                old = None
+            if old is not None:
+                changed = [k for k in configlib.differences(old, resolved) if k not in RESUMABLE_CHANGES]
+                if changed:
+                    k = changed[0]
+                    raise UserError(
+                        f"--out {str(run.root)!r} holds a run of another config ({k} is {_get(old, k)!r} there, "
+                        f"{_get(resolved, k)!r} now); choose a new --out, or only change {', '.join(RESUMABLE_CHANGES)} to resume")
+        run.checkpoints.mkdir(parents=True, exist_ok=True)
+        run.samples.mkdir(exist_ok=True)
+        tmp = run.config_path.with_name(".config.yaml.tmp")
+        tmp.write_text(configlib.dump(cfg))
+        os.replace(tmp, run.config_path)
+        return run
+
+    # ---- checkpoints -------------------------------------------------------------------
+    def checkpoint_paths(self) -> list[Path]:
+        if not self.checkpoints.is_dir():
+            return []
+        return sorted(p for p in self.checkpoints.iterdir() if _CKPT.match(p.name))
+
+    def latest_checkpoint(self) -> Path | None:
+        paths = self.checkpoint_paths()
+        return paths[-1] if paths else None
+
+    def checkpoint_path(self, step: int) -> Path:
+        return self.checkpoints / f"step_{step:09d}.safetensors"
+
+    def prune_checkpoints(self, keep: int = KEEP_CHECKPOINTS) -> None:
+        for p in self.checkpoint_paths()[:-keep]:
+            p.unlink(missing_ok=True)
+
+    # ---- metrics -----------------------------------------------------------------------
+    def wall_seconds(self) -> float:
+        return self.wall_offset + time.perf_counter() - self._t0
+
+    def truncate_metrics(self, step: int) -> None:
+        """On resume, drop log lines written after the checkpoint so no step appears twice."""
+        rows = self.read_metrics()
+        kept = [r for r in rows if r.get("step", 0) <= step]
+        if kept:
+            self.wall_offset = max(r.get("wall_seconds", 0.0) for r in kept)
+        tmp = self.metrics_path.with_name(".metrics.jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        os.replace(tmp, self.metrics_path)
+
+    def log(self, step: int, values: dict[str, float]) -> dict:
+        row = {"step": int(step), "wall_seconds": round(self.wall_seconds(), 4)}
+        row.update({k: _finite_or_none(v) for k, v in values.items()})
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(row, default=_json_default) + "\n")
+        tb = self._tensorboard()
+        if tb is not None:
+            for k, v in row.items():
+                if k != "step" and isinstance(v, (int, float)):
+                    tb.add_scalar(k, v, step)
+        return row
+
+    def read_metrics(self) -> list[dict]:
+        if not self.metrics_path.exists():
+            return []
+        rows = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash
+        return rows
+
+    def _tensorboard(self):
+        if self._tb is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard is a dependency, but metrics.jsonl is the contract
+                self._tb = False
+                return None
+            self._tb = SummaryWriter(str(self.root / "tb"))
+        return self._tb or None
+
+    def write_summary(self, status: str, steps: int, metrics: dict) -> dict:
+        summary = {"status": status, "steps": int(steps), "wall_seconds": round(self.wall_seconds(), 3),
+                   "metrics": {k: _finite_or_none(v) for k, v in metrics.items()}}
+        write_json_atomic(self.summary_path, summary)
+        return summary
+
+    def read_summary(self) -> dict | None:
+        try:
+            return json.loads(self.summary_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    def close(self) -> None:
+        if self._tb:
+            self._tb.close()
+
+
+def _finite_or_none(v: Any) -> Any:
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _get(d: dict, dotted: str) -> Any:
+    for part in dotted.split("."):
+        d = d.get(part) if isinstance(d, dict) else None
+    return d
+
+
+class StopSignals:
+    """Turns SIGINT/SIGTERM into a flag the training loop checks after each step, so the run
+    saves a checkpoint and exits cleanly instead of dying mid-write."""
+
+    def __init__(self):
+        self.received: int | None = None
+        self._old = {}
+
+    def __enter__(self) -> StopSignals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.received is not None:  # a second signal: the user insists
+            raise KeyboardInterrupt
+        self.received = signum
+        print(f"\nfewlabels: received {signal.Signals(signum).name}; saving a checkpoint and stopping "
+              "(send it again to stop at once)", file=sys.stderr)
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+class Progress:
+    """A tqdm bar with live losses on a terminal; a plain line every few seconds otherwise."""
+
+    def __init__(self, total: int, start: int, desc: str, every_seconds: float = 10.0):
+        self.interactive = sys.stderr.isatty() and not os.environ.get("CI")
+        self.total, self.step, self.desc = total, start, desc
+        self.every, self._last = every_seconds, time.perf_counter()
+        self.bar = None
+        if self.interactive:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, initial=start, desc=desc, dynamic_ncols=True, leave=True)
+
+    def update(self, step: int, values: dict[str, float] | None = None) -> None:
+        if self.bar is not None:
+            self.bar.update(step - self.step)
+            if values:
+                self.bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
+        elif values is not None and time.perf_counter() - self._last >= self.every:
+            self._last = time.perf_counter()
+            shown = " ".join(f"{k}={v:.4g}" for k, v in values.items())
+            print(f"{self.desc} step {step}/{self.total} {shown}", file=sys.stderr, flush=True)
+        self.step = step
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,141 @@
+"""The one training loop. A family supplies an *experiment* (its nets, optimisers and one
+`train_step`); this loop seeds, resumes, logs, evaluates, checkpoints and reports, the same
+way for every family.
+
+An experiment provides:
+    signature() -> str                  architecture, to refuse a foreign checkpoint
+    state_dict() / load_state_dict(s)   everything to resume bitwise (weights, optimisers, RNGs)
+    train_step(step) -> dict[str, Tensor]  one update; scalar losses to log
+    evaluate() -> dict[str, float]      the family's sample metrics (with the real-data floor)
+    snapshot(step, folder)              what the report draws (samples over training)
+    sample(n, seed) -> np.ndarray       n samples in data space
+    report_sections(run) -> list        figures and tables for report.html
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import signal
+import sys
+from typing import Any
+
+import torch
+
+from fewlabels import checkpoint
+from fewlabels import config as configlib
+from fewlabels.errors import UserError
+from fewlabels.run import Progress, RunDir, StopSignals
+
+
+class TrainingDiverged(UserError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but this machine has no CUDA GPU; use --device cpu or auto")
+    if name not in ("cpu", "cuda"):
+        raise UserError(f"--device {name!r} is unknown; valid: auto, cpu, cuda")
+    return torch.device(name)
+
+
+def build_experiment(cfg: Any, device: torch.device):
+    module, name = cfg.EXPERIMENT.split(":")
+    return getattr(importlib.import_module(module), name)(cfg, device)
+
+
+def restore(exp: Any, cfg: Any, path) -> int:
+    """Load a checkpoint into `exp` (and the global RNGs); return its step."""
+    state, info = checkpoint.load(path, expect={"family": cfg.family, "signature": exp.signature()})
+    exp.load_state_dict(state["experiment"])
+    checkpoint.set_rng_state(state["rng"])
+    return int(info["step"])
+
+
+def save(run: RunDir, exp: Any, cfg: Any, step: int) -> None:
+    state = {"experiment": exp.state_dict(), "rng": checkpoint.rng_state()}
+    info = {"family": cfg.family, "signature": exp.signature(), "step": step}
+    checkpoint.save(run.checkpoint_path(step), state, info)
+    run.prune_checkpoints()
+
+
+def open_run(out: str, device: str = "auto"):
+    """(cfg, run, experiment) of an existing run directory, restored from its newest checkpoint."""
+    run = RunDir(out)
+    if not run.config_path.is_file():
+        raise UserError(f"{out!r} is not a run directory (no config.yaml); pass the --out of a `fewlabels train` run")
+    cfg = configlib.from_dict(configlib.read_yaml(run.config_path), str(run.config_path))
+    latest = run.latest_checkpoint()
+    if latest is None:
+        raise UserError(f"run {out!r} has no checkpoint yet; train it first (fewlabels train CONFIG --out {out})")
+    exp = build_experiment(cfg, resolve_device(device))
+    restore(exp, cfg, latest)
+    return cfg, run, exp
+
+
+def train(cfg: Any, out: str, device: str = "auto") -> dict:
+    dev = resolve_device(device)
+    run = RunDir.open(out, cfg)
+    t = cfg.train
+    if t.threads > 0:
+        # Measured on 2 cores: tiny networks run as fast or faster on one thread (DESIGN.md).
+        torch.set_num_threads(t.threads)
+    checkpoint.seed_everything(cfg.seed)
+    exp = build_experiment(cfg, dev)
+    start = 0
+    latest = run.latest_checkpoint()
+    if latest is not None:
+        start = restore(exp, cfg, latest)
+        print(f"fewlabels: resuming {out} from step {start} ({latest.name})", file=sys.stderr)
+    run.truncate_metrics(start)
+    if start >= t.steps:
+        print(f"fewlabels: {out} already reached step {start} of {t.steps}; nothing to train", file=sys.stderr)
+
+    status, step, last = "completed", start, {}
+    progress = Progress(t.steps, start, desc=cfg.name or cfg.family)
+    try:
+        with StopSignals() as stop:
+            for step in range(start + 1, t.steps + 1):
+                losses = exp.train_step(step)
+                values = {k: float(v) for k, v in losses.items()}
+                bad = [k for k, v in values.items() if not math.isfinite(v)]
+                if bad:
+                    kept = run.latest_checkpoint()
+                    where = f"the last good checkpoint {kept.name} is kept" if kept else "no checkpoint was written"
+                    raise TrainingDiverged(f"training diverged at step {step}: {bad[0]} is {values[bad[0]]}; "
+                                           f"{where}; lower the learning rate or add a Lipschitz constraint")
+                if step % t.log_every == 0 or step == t.steps:
+                    run.log(step, values)
+                    progress.update(step, values)
+                if t.eval_every and step % t.eval_every == 0 and step != t.steps:
+                    last = exp.evaluate()
+                    run.log(step, last)
+                if t.snapshot_every and (step % t.snapshot_every == 0 or step == t.steps):
+                    exp.snapshot(step, run.samples)
+                stopping = stop.received is not None
+                if step % t.checkpoint_every == 0 or step == t.steps or stopping:
+                    save(run, exp, cfg, step)
+                if stopping:
+                    status = "interrupted"
+                    break
+    except TrainingDiverged:
+        run.write_summary("diverged", step, {})
+        run.close()
+        raise
+    finally:
+        progress.close()
+
+    if status == "completed":
+        last = exp.evaluate()
+        run.log(step, last)
+    summary = run.write_summary(status, step, last)
+    from fewlabels.report import write_report
+    write_report(run, cfg, exp)
+    run.close()
+    if status == "interrupted":
+        print(f"fewlabels: stopped at step {step}; run the same command again to resume", file=sys.stderr)
+        summary["exit_code"] = 128 + (stop.received or signal.SIGINT)
+    return summary

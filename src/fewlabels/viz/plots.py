@@ -1,0 +1,74 @@
+"""Figures shared by every family: curves over training and 2D sample snapshots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def save(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def curves(rows: list[dict], keys: list[str], path: Path, title: str = "", logy: bool = False) -> Path | None:
+    """One line per key against `step`, skipping rows that lack it."""
+    keys = [k for k in keys if any(k in r and r[k] is not None for r in rows)]
+    if not keys:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for k in keys:
+        pts = [(r["step"], r[k]) for r in rows if r.get(k) is not None]
+        xs, ys = zip(*pts)
+        ax.plot(xs, ys, label=k, lw=1.2, marker="o" if len(xs) < 15 else None, ms=3)
+    ax.set_xlabel("step")
+    if logy:
+        ax.set_yscale("symlog", linthresh=1e-3)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return save(fig, path)
+
+
+def snapshot_grid(snapshots: list[dict], real: np.ndarray, path: Path, heat_label: str = "D(x)",
+                  columns: int = 5) -> Path | None:
+    """Generated samples (orange) over real points (grey), on the discriminator's landscape."""
+    if not snapshots:
+        return None
+    if len(snapshots) > columns * 2:  # keep the page legible: evenly spaced, always the last
+        idx = np.unique(np.linspace(0, len(snapshots) - 1, columns * 2).round().astype(int))
+        snapshots = [snapshots[i] for i in idx]
+    rows = (len(snapshots) + columns - 1) // columns
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.6 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, s in zip(axes.flat, snapshots):
+        lo, hi = float(s["lo"]), float(s["hi"])
+        im = ax.imshow(s["heat"], extent=(lo, hi, lo, hi), origin="lower", cmap="viridis", alpha=0.85)
+        ax.scatter(real[:, 0], real[:, 1], s=1, c="0.85", alpha=0.5)
+        ax.scatter(s["samples"][:, 0], s["samples"][:, 1], s=1.5, c="tab:orange")
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.set_title(f"step {int(s['step'])}", fontsize=9)
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6, label=heat_label)
+    return save(fig, path)
+
+
+def scatter_compare(panels: list[tuple[str, np.ndarray]], real: np.ndarray, path: Path) -> Path:
+    """Side by side: several models' samples over the same real points."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2), squeeze=False)
+    lim = float(np.abs(real).max()) * 1.25 + 0.1
+    for ax, (title, pts) in zip(axes.flat, panels):
+        ax.scatter(real[:, 0], real[:, 1], s=1, c="0.7", alpha=0.5)
+        ax.scatter(pts[:, 0], pts[:, 1], s=1.5, c="tab:orange")
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        ax.set_title(title, fontsize=9)
+    return save(fig, path)

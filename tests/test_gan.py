@@ -1,0 +1,163 @@
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import write_config
+
+from fewlabels.cli import main
+from fewlabels.data.toy2d import grid25, make_points, ring8
+from fewlabels.gan import losses
+from fewlabels.gan.lipschitz import add_spectral_norm, clip_weights_, gradient_penalty, r1_penalty
+from fewlabels.gan.nets import mlp
+from fewlabels.metrics.distances import emd
+from fewlabels.metrics.mixture import mode_metrics
+from fewlabels.run import RunDir
+
+
+def test_minimax_losses_are_the_value_function_written_with_probabilities():
+    d_real, d_fake = torch.tensor([0.3, -1.2]), torch.tensor([2.0, -0.4])
+    p_real, p_fake = torch.sigmoid(d_real), torch.sigmoid(d_fake)
+    v = torch.log(p_real).mean() + torch.log(1 - p_fake).mean()
+    assert torch.allclose(losses.minimax_discriminator_loss(d_real, d_fake), -v)
+    assert torch.allclose(losses.minimax_generator_loss(d_fake), torch.log(1 - p_fake).mean())
+    assert torch.allclose(losses.nonsaturating_generator_loss(d_fake), -torch.log(p_fake).mean())
+
+
+def test_minimax_generator_gradient_saturates_where_nonsaturating_does_not():
+    d_fake = torch.tensor([-8.0], requires_grad=True)  # D confidently rejects the fake
+    (g_mm,) = torch.autograd.grad(losses.minimax_generator_loss(d_fake), d_fake)
+    (g_ns,) = torch.autograd.grad(losses.nonsaturating_generator_loss(d_fake), d_fake)
+    assert abs(g_mm.item()) < 1e-3 < abs(g_ns.item())
+
+
+def test_wasserstein_and_hinge_losses():
+    r, f = torch.tensor([1.0, 3.0]), torch.tensor([0.5, -2.0])
+    assert losses.wasserstein_critic_loss(r, f).item() == pytest.approx(-(2.0 - (-0.75)))
+    assert losses.wasserstein_generator_loss(f).item() == pytest.approx(0.75)
+    assert losses.hinge_discriminator_loss(r, f).item() == pytest.approx(0.0 + (1.5 + 0.0) / 2)
+
+
+def test_weight_clipping_bounds_every_weight():
+    net = mlp(2, 1, 16, 2)
+    clip_weights_(net, 0.01)
+    assert max(p.abs().max().item() for p in net.parameters()) <= 0.01
+
+
+def test_gradient_penalty_is_zero_for_a_unit_slope_critic():
+    critic = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        critic.weight.copy_(torch.tensor([[0.6, 0.8]]))
+    g = torch.Generator().manual_seed(0)
+    gp = gradient_penalty(critic, torch.randn(8, 2), torch.randn(8, 2), g)
+    assert gp.item() == pytest.approx(0.0, abs=1e-10)
+
+
+def test_r1_penalty_is_the_squared_input_gradient():
+    x = torch.randn(5, 2, requires_grad=True)
+    assert r1_penalty((3 * x).sum(1, keepdim=True), x).item() == pytest.approx(18.0)
+
+
+def test_spectral_norm_makes_each_layer_1_lipschitz():
+    net = add_spectral_norm(mlp(2, 1, 32, 2))
+    for _ in range(30):
+        net(torch.randn(4, 2))  # power iterations
+    for layer in (m for m in net.modules() if isinstance(m, torch.nn.Linear)):
+        assert torch.linalg.matrix_norm(layer.weight, ord=2).item() == pytest.approx(1.0, rel=0.05)
+
+
+def test_real_data_scores_near_perfect_on_the_mixture_protocol():
+    for data, modes in ((grid25(), 25), (ring8(), 8)):
+        m = mode_metrics(data.holdout(2500), data.modes, data.mode_std)
+        assert m["modes"] == m["modes_20"] == modes
+        assert m["hq_percent"] > 97.5 and m["reverse_kl"] < 0.02
+
+
+def test_mode_collapse_shows_in_every_metric():
+    data = grid25()
+    one_mode = data.modes[3] + 0.01 * np.random.default_rng(0).normal(size=(2500, 2))
+    m = mode_metrics(one_mode, data.modes, data.mode_std)
+    assert m["modes"] == 1 and m["hq_percent"] == 100.0 and m["reverse_kl"] == pytest.approx(math.log(25))
+
+
+def test_emd_is_zero_on_identical_sets_and_the_shift_for_translated_ones():
+    a = np.random.default_rng(0).normal(size=(200, 2))
+    assert emd(a, a) == pytest.approx(0.0, abs=1e-9)
+    assert emd(a, a + np.array([0.0, 0.5])) == pytest.approx(0.5, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["ring8", "grid25", "swissroll", "moons", "circle"])
+def test_datasets_are_deterministic_per_generator(name):
+    d = make_points(name)
+    a = d.sample(100, torch.Generator().manual_seed(1))
+    b = d.sample(100, torch.Generator().manual_seed(1))
+    assert a.shape == (100, 2) and torch.equal(a, b) and torch.isfinite(a).all()
+
+
+def test_circle_lies_on_a_one_dimensional_manifold():
+    pts = make_points("circle").sample(500, torch.Generator().manual_seed(0))
+    assert torch.allclose(pts.norm(dim=1), torch.ones(500), atol=1e-6)
+
+
+def test_user_points_from_csv_train_and_sample_in_their_dimension(tmp_path, capsys):
+    pts = np.random.default_rng(0).normal(size=(300, 3))
+    np.savetxt(tmp_path / "p.csv", pts, delimiter=",")
+    cfg = write_config(tmp_path / "c.yaml", data={"name": "file", "path": str(tmp_path / "p.csv")},
+                       train={"steps": 50, "snapshot_every": 0})
+    assert main(["train", str(cfg), "--out", str(tmp_path / "r")]) == 0
+    assert main(["sample", str(tmp_path / "r"), "--n", "7", "--out", str(tmp_path / "s.npy")]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (7, 3)
+
+
+def test_train_sample_eval_follow_the_contracts(tmp_path, capsys):
+    cfg = write_config(tmp_path / "c.yaml", loss={"name": "wasserstein", "constraint": "gp"},
+                       train={"steps": 100, "n_critic": 2})
+    run = tmp_path / "run"
+    assert main(["train", str(cfg), "--out", str(run)]) == 0
+    for name in ("config.yaml", "metrics.jsonl", "summary.json", "report.html"):
+        assert (run / name).is_file(), name
+    assert list((run / "tb").iterdir())
+    rows = RunDir(run).read_metrics()
+    assert all("step" in r and "wall_seconds" in r for r in rows)
+    assert any("w_estimate" in r for r in rows)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["steps"] == 100 and "wall_seconds" in summary
+    assert "modes" in summary["metrics"] and "real_emd" in summary["metrics"]
+    capsys.readouterr()
+
+    assert main(["sample", str(run), "--n", "33", "--out", str(tmp_path / "s.npy"), "--seed", "4"]) == 0
+    s = np.load(tmp_path / "s.npy")
+    assert s.shape == (33, 2) and s.dtype == np.float32
+    capsys.readouterr()
+    assert main(["evaluate", str(run)]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["modes"] == summary["metrics"]["modes"] and ev["emd"] == pytest.approx(summary["metrics"]["emd"])
+    assert "<img" in (run / "report.html").read_text()
+
+
+def test_a_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_checkpoint(tmp_path, capsys, monkeypatch):
+    from fewlabels.gan.trainer import GANExperiment
+
+    real_step = GANExperiment.train_step
+
+    def poisoned(self, step):
+        logs = real_step(self, step)
+        if step == 130:
+            logs["loss_d"] = torch.tensor(float("nan"))
+        return logs
+
+    monkeypatch.setattr(GANExperiment, "train_step", poisoned)
+    cfg = write_config(tmp_path / "c.yaml", train={"steps": 200, "checkpoint_every": 100})
+    code = main(["train", str(cfg), "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and "diverged at step 130: loss_d is nan" in err and "step_000000100" in err
+    run = RunDir(tmp_path / "r")
+    assert [p.name for p in run.checkpoint_paths()] == ["step_000000100.safetensors"]
+    assert run.read_summary()["status"] == "diverged"
+
+
+def test_version_flag(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and "fewlabels 0." in capsys.readouterr().out

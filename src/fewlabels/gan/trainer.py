@@ -22,6 +22,11 @@ from fewlabels.metrics.mixture import mode_metrics
 EVAL_SEED = 2024  # fixed noise for evaluation: never drawn from the training streams
 
 
+def _set_requires_grad(params: list[Tensor], flag: bool) -> None:
+    for p in params:
+        p.requires_grad_(flag)
+
+
 class GANExperiment:
     def __init__(self, cfg: GANConfig, device: torch.device):
         self.cfg, self.device = cfg, device
@@ -36,6 +41,11 @@ class GANExperiment:
         self.opt_G = self._optimizer(self.G, cfg.optim.lr_g)
         self.opt_D = self._optimizer(self.D, cfg.optim.lr_d)
         self.d_loss, self.g_loss = LOSSES[cfg.loss.name]
+        # Cached once: walking the module tree every step (requires_grad_, parameters()) costs
+        # about a tenth of a small step.
+        self._d_params = list(self.D.parameters())
+        self._g_params = list(self.G.parameters())
+        self._ema_params = list(self.G_ema.parameters()) if self.G_ema is not None else []
         # All training randomness (data, z, GP's ε) comes from this stream; its state is checkpointed.
         self.gen = torch.Generator(device).manual_seed(cfg.seed)
         self._real_floor: dict | None = None
@@ -63,18 +73,18 @@ class GANExperiment:
 
         # G's turn, on the last fake batch (as PyTorch's DCGAN example does): its graph through G
         # is intact and G has not moved since. D's weights are frozen so backward skips their grads.
-        self.D.requires_grad_(False)
+        _set_requires_grad(self._d_params, False)
         loss_g = self.g_loss(self.D(fake))
         self.opt_G.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_G.step()
-        self.D.requires_grad_(True)
+        _set_requires_grad(self._d_params, True)
         if self.G_ema is not None:
             # Warm-up (as TensorFlow's ExponentialMovingAverage with num_updates): early on the
             # average would otherwise be dominated by the untrained generator.
             decay = min(cfg.train.ema, (1 + step) / (10 + step))
             with torch.no_grad():
-                torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1 - decay)
+                torch._foreach_lerp_(self._ema_params, self._g_params, 1 - decay)
         logs["loss_g"] = loss_g.detach()
         return logs
 

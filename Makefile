@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(BIN)/fewlabels demo --out runs/demo
 
 test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -128,7 +128,7 @@ def main() -> None:
     for ds, floor in sorted(floors.items()):
         table.append({"config": f"{ds} real data (floor)", **floor})
     cols = ["config", *KEYS, "wall", "max wall", "steps_per_s"]
-    print(f"\n## 2D GANs, mean of {args.seeds} seeds (wall: training seconds per run, 1 thread unless the config says)\n")
+    print(f"\n## 2D GANs, mean of {args.seeds} seeds (wall: training seconds per run, one torch thread)\n")
     print(markdown(table, cols))
     print("\n## Published (PacGAN Table 1; their networks and budgets, for reference)\n")
     print(markdown(PUBLISHED, list(PUBLISHED[0])))

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from conftest import write_config
 
+from conftest import write_config
 from fewlabels.cli import main
 from fewlabels.run import RunDir
 

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import write_config
 
+from conftest import write_config
 from fewlabels.cli import main
 from fewlabels.data.toy2d import grid25, make_points, ring8
 from fewlabels.gan import losses

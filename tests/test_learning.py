@@ -3,7 +3,6 @@
 import json
 
 from conftest import write_config
-
 from fewlabels.cli import main
 
 
@@ -31,3 +30,4 @@ def test_demo_quick_writes_one_page_linking_the_runs(tmp_path, capsys):
     assert "Theorem 1" in index and "parallel lines" in index.lower()
     assert 'href="grid25_best/report.html"' in index and 'href="grid25_wgan_gp/report.html"' in index
     assert (tmp_path / "demo" / "grid25_best" / "report.html").is_file()
+    assert "1D manifold" in index and (tmp_path / "demo" / "manifold_emd.png").is_file()

@@ -5,8 +5,8 @@ import subprocess
 import time
 
 import torch
-from conftest import PYTHON, cli_env, write_config
 
+from conftest import PYTHON, cli_env, write_config
 from fewlabels import checkpoint
 from fewlabels.run import RunDir
 

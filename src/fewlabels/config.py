@@ -108,7 +108,7 @@ _RANGES = {"ge": (">=", lambda v, b: v >= b), "gt": (">", lambda v, b: v > b),
 def _check_range(value: Any, f: dataclasses.Field, where: str) -> None:
     if value is None or not isinstance(value, (int, float)):
         return
-    for key, (symbol, ok) in _RANGES.items():
+    for key, (_, ok) in _RANGES.items():
         if key in f.metadata and not ok(value, f.metadata[key]):
             bounds = " and ".join(f"{s} {f.metadata[k]}" for k, (s, _) in _RANGES.items() if k in f.metadata)
             raise UserError(f"{where} is {value!r}; valid values are {bounds}")
@@ -150,7 +150,8 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"config file {str(path)!r} does not exist; pass a YAML file such as configs/gan/grid25_r1.yaml")
+        raise UserError(f"config file {str(path)!r} does not exist; "
+                        "pass a YAML file such as configs/gan/grid25_best.yaml")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:

@@ -56,7 +56,39 @@ def adversarial_part(out: Path, quick: bool) -> list[Section]:
                        for r in runs)
     fig = plots.scatter_compare(panels, exp.data.holdout(1000), out / "gan_vs_wgan.png")
     sections.append(Section("GAN vs WGAN-GP on grid25", html=table(runs) + f"<p>{links}</p>", image=fig))
+    sections.append(manifold_part(out, quick))
     return sections
+
+
+def manifold_part(out: Path, quick: bool) -> Section:
+    """GAN and WGAN-GP side by side on data with zero area (the unit circle)."""
+    from fewlabels.run import RunDir
+    from fewlabels.train import open_run, train
+    from fewlabels.viz import plots
+
+    budget = ["train.steps=200", "train.eval_every=100"] if quick else ["train.steps=2500", "train.eval_every=250"]
+    panels, curves = [], []
+    for name in ("circle_gan", "circle_wgan_gp"):
+        cfg = shipped_config(f"gan/{name}.yaml", [*budget, "train.snapshot_every=0"])
+        print(f"fewlabels demo: training {name}", file=sys.stderr, flush=True)
+        train(cfg, str(out / name), device="cpu")
+        _, _, exp = open_run(str(out / name), "cpu")
+        panels.append((name, exp.sample(1000)))
+        rows = RunDir(out / name).read_metrics()
+        curves += [{"step": r["step"], f"EMD {name}": r["emd"]} for r in rows if "emd" in r]
+    plots.scatter_compare(panels, exp.data.holdout(1000), out / "manifold_samples.png")
+    fig = plots.curves(curves, ["EMD circle_gan", "EMD circle_wgan_gp"], out / "manifold_emd.png",
+                       "EMD to held-out circle points (lower is better)")
+    return Section("Data on a 1D manifold: GAN vs WGAN-GP",
+                   text="The unit circle has zero area, so the generator's support and the data's are disjoint "
+                        "at first: JS is saturated, while the critic's W estimate still says how far apart they are.",
+                   html=plots_html([out / "manifold_samples.png", fig]))
+
+
+def plots_html(paths) -> str:
+    from fewlabels.report import img_tag
+
+    return "".join(img_tag(p) for p in paths if p is not None)
 
 
 def demo(out: str = "runs/demo", quick: bool = False) -> str:

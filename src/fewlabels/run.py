@@ -74,7 +74,8 @@ class RunDir:
                     k = changed[0]
                     raise UserError(
                         f"--out {str(run.root)!r} holds a run of another config ({k} is {_get(old, k)!r} there, "
-                        f"{_get(resolved, k)!r} now); choose a new --out, or only change {', '.join(RESUMABLE_CHANGES)} to resume")
+                        f"{_get(resolved, k)!r} now); choose a new --out, "
+                        f"or only change {', '.join(RESUMABLE_CHANGES)} to resume")
         run.checkpoints.mkdir(parents=True, exist_ok=True)
         run.samples.mkdir(exist_ok=True)
         tmp = run.config_path.with_name(".config.yaml.tmp")

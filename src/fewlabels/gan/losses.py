@@ -9,7 +9,6 @@ equations below are written without ever forming an unstable log of a sigmoid.
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 

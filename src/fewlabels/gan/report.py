@@ -26,7 +26,8 @@ def sections(exp, run) -> list[Section]:
         out.append(Section("Wasserstein estimate", image=fig))
     evals = [r for r in rows if "emd" in r]
     if evals:
-        keys = [k for k in ("step", "modes", "modes_20", "hq_percent", "reverse_kl", "emd", "real_emd") if k in evals[-1]]
+        wanted = ("step", "modes", "modes_20", "hq_percent", "reverse_kl", "emd", "real_emd")
+        keys = [k for k in wanted if k in evals[-1]]
         out.append(Section("Evaluations", html=table(evals, keys)))
         fig = plots.curves(evals, ["emd", "real_emd"], run.samples / "emd.png", "EMD to held-out data")
         if fig:

@@ -38,7 +38,8 @@ KEYS = ("modes", "modes_20", "hq_percent", "reverse_kl", "emd")
 
 
 def run_config(path: Path, seed: int) -> dict:
-    cfg = configlib.load(path, [f"seed={seed}", "train.snapshot_every=0", "train.checkpoint_every=1000000"])
+    cfg = configlib.load(path, [f"seed={seed}", "train.snapshot_every=0", "train.eval_every=0",
+                                "train.checkpoint_every=1000000"])
     with tempfile.TemporaryDirectory() as out:
         summary = train(cfg, out, device="cpu")
         rows = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
@@ -82,7 +83,7 @@ def plain_loop_steps_per_second(width: int, depth: int, batch: int, steps: int =
 def ours_steps_per_second(path: Path, steps: int = 1500, overrides: list[str] = ()) -> float:
     """Steady-state rate of `fewlabels train`: steps between the log lines at step 100 and the
     last step (start-up, imports and the final evaluation excluded, as for the plain loop)."""
-    cfg = configlib.load(path, [f"train.steps={steps + 100}", "train.snapshot_every=0",
+    cfg = configlib.load(path, [f"train.steps={steps + 100}", "train.snapshot_every=0", "train.eval_every=0",
                                 "train.checkpoint_every=1000000", "train.log_every=100", *overrides])
     with tempfile.TemporaryDirectory() as out:
         train(cfg, out, device="cpu")

@@ -57,7 +57,7 @@ class TrainConfig:
     n_critic: int = field(default=1, metadata={"ge": 1})  # D updates per G update
     ema: float = field(default=0.999, metadata={"ge": 0, "lt": 1})  # EMA decay of G; 0 = off
     log_every: int = field(default=100, metadata={"ge": 1})
-    eval_every: int = field(default=0, metadata={"ge": 0})  # 0: only at the end
+    eval_every: int = field(default=2000, metadata={"ge": 0})  # 0: only at the end
     snapshot_every: int = field(default=1000, metadata={"ge": 0})
     checkpoint_every: int = field(default=2000, metadata={"ge": 1})
     threads: int = field(default=1, metadata={"ge": 0})  # torch threads; 0 = torch's default

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -47,7 +48,24 @@ def _cmd_eval(args) -> int:
     from fewlabels.train import open_run
 
     _, _, exp = open_run(args.run, args.device)
+    if args.episodes is not None and "episodes" in inspect.signature(exp.evaluate).parameters:
+        print(json.dumps(exp.evaluate(episodes=args.episodes)))  # RL runs; other families ignore it
+        return 0
     print(json.dumps(exp.evaluate()))
+    return 0
+
+
+def _cmd_plan(args) -> int:
+    from fewlabels.rl.plan import plan
+
+    result = plan(args.env, args.rows, args.cols, args.terminals, args.walls, args.slip, args.policy, args.gamma,
+                  args.tol, args.in_place)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for row in result["values"]:
+            print(" ".join(f"{v:8.2f}" for v in row))
+        print(f"sweeps: {result['sweeps']}")
     return 0
 
 
@@ -84,7 +102,22 @@ def parser() -> argparse.ArgumentParser:
         e = sub.add_parser(name, help="recompute a run's metrics from its newest checkpoint")
         e.add_argument("run")
         e.add_argument("--device", default="auto")
+        e.add_argument("--episodes", type=int, help="RL runs: greedy-policy episodes to average over")
         e.set_defaults(func=_cmd_eval)
+
+    pl = sub.add_parser("plan", help="exact planning on the grid world: values, policy and sweeps")
+    pl.add_argument("--env", default="gridworld", help="gridworld, or a toy-text id such as FrozenLake-v1")
+    pl.add_argument("--rows", type=int, help="grid rows (default 4)")
+    pl.add_argument("--cols", type=int, help="grid columns (default 4)")
+    pl.add_argument("--terminals", help='terminal cells "r,c;r,c" (default "0,0;3,3")')
+    pl.add_argument("--walls", help='wall cells "r,c;r,c" (default none)')
+    pl.add_argument("--slip", type=float, help="probability of slipping sideways (default 0)")
+    pl.add_argument("--policy", default="optimal", choices=["random", "optimal"])
+    pl.add_argument("--gamma", type=float, default=1.0)
+    pl.add_argument("--tol", type=float, help="stop when no value changes by this much (default 1e-10)")
+    pl.add_argument("--in-place", action="store_true", help="--policy random: in-place (Gauss-Seidel) sweeps")
+    pl.add_argument("--json", action="store_true", help="print {values, policy, sweeps} as JSON")
+    pl.set_defaults(func=_cmd_plan)
 
     d = sub.add_parser("demo", help="the lecture in one command; ends in one HTML page")
     d.add_argument("--out", default="runs/demo")

@@ -91,11 +91,19 @@ def plots_html(paths) -> str:
     return "".join(img_tag(p) for p in paths if p is not None)
 
 
+def gridworld_part(out: Path, quick: bool) -> list[Section]:
+    """MDPs and the Grid World: planning, random vs optimal policy, Q-learning vs SARSA."""
+    from fewlabels.rl.demo import gridworld_part as part
+
+    return part(out, quick)
+
+
 def demo(out: str = "runs/demo", quick: bool = False) -> str:
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     sections = adversarial_part(root, quick)
+    sections += gridworld_part(root, quick)
     index = root / "index.html"
     index.write_text(page("fewlabels demo: the lecture in one command", sections,
                           subtitle=f"made in {time.perf_counter() - t0:.0f} s on the CPU"))

@@ -1,0 +1,69 @@
+"""`fewlabels plan`: exact planning on the grid world (or a Gymnasium toy-text environment),
+printed as JSON: {"values": [[...]], "policy": [[...]], "sweeps": k}.
+
+--policy random evaluates the equiprobable random policy (iterative policy evaluation);
+--policy optimal runs value iteration. Either way "policy" lists, for each cell, every action
+that is greedy with respect to the values (all tied ones, in the order up, right, down, left);
+terminal cells list none. "sweeps" counts the Bellman backups until the largest change was
+below the tolerance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fewlabels.errors import UserError
+from fewlabels.rl import planning
+from fewlabels.rl.mdp import MDP
+
+
+def plan(env: str = "gridworld", rows: int | None = None, cols: int | None = None, terminals: str | None = None,
+         walls: str | None = None, slip: float | None = None, policy: str = "optimal", gamma: float = 1.0,
+         tol: float | None = None, in_place: bool = False) -> dict:
+    if tol is not None and not tol > 0:
+        raise UserError(f"--tol is {tol}; give a positive tolerance such as 1e-10")
+    grid_flags = {"--rows": rows, "--cols": cols, "--terminals": terminals, "--walls": walls, "--slip": slip}
+    if env.lower() == "gridworld":
+        from fewlabels.rl.envs.gridworld import Grid, GridMDP
+
+        grid = Grid.make(4 if rows is None else rows, 4 if cols is None else cols,
+                         "0,0;3,3" if terminals is None else terminals, walls or (), -1.0,
+                         0.0 if slip is None else slip)
+        mdp, shape = GridMDP(grid, gamma), (grid.rows, grid.cols)
+    else:
+        given = [flag for flag, value in grid_flags.items() if value is not None]
+        if given:
+            raise UserError(f"{given[0]} is for --env gridworld; {env} has its own layout")
+        from fewlabels.rl.envs import make_env
+
+        mdp = MDP.from_gym(make_env(env, where="--env"), gamma)
+        shape = _shape_of(env, mdp)
+    if policy == "random":
+        result = planning.policy_evaluation(mdp, planning.random_policy(mdp), tol=1e-10 if tol is None else tol,
+                                            in_place=in_place)
+        values, sweeps = result.values, result.sweeps
+        tied = planning.greedy_actions(mdp, planning.q_values(mdp, values))
+    elif policy == "optimal":
+        if in_place:
+            raise UserError("--in-place is for --policy random (in-place policy evaluation)")
+        result = planning.value_iteration(mdp, tol=1e-10 if tol is None else tol)
+        values, sweeps, tied = result.values, result.sweeps, result.greedy
+    else:
+        raise UserError(f"--policy {policy!r} is unknown; valid: random, optimal")
+    names = mdp.action_names
+    cells = [[names[a] for a in np.flatnonzero(row)] for row in tied]
+    clean = np.round(values, 10) + 0.0  # + 0.0 turns -0.0 into 0.0
+    return {"values": clean.reshape(shape).tolist(),
+            "policy": [cells[i:i + shape[1]] for i in range(0, len(cells), shape[1])],
+            "sweeps": int(sweeps)}
+
+
+def _shape_of(env_id: str, mdp: MDP) -> tuple[int, int]:
+    """The grid of a toy-text environment (FrozenLake, CliffWalking), else one row of states."""
+    from fewlabels.rl.envs import make_env
+    from fewlabels.rl.envs.layouts import grid_layout
+
+    layout = grid_layout(make_env(env_id))
+    if layout is not None and layout.rows * layout.cols == mdp.n_states:
+        return layout.rows, layout.cols
+    return 1, mdp.n_states

@@ -161,3 +161,12 @@ def test_version_flag(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and "fewlabels 0." in capsys.readouterr().out
+
+
+def test_bf16_autocast_trains_and_samples_float32(tmp_path, capsys):
+    cfg = write_config(tmp_path / "c.yaml", loss={"r1_weight": 0.1}, train={"steps": 60, "precision": "bf16"})
+    assert main(["train", str(cfg), "--out", str(tmp_path / "r")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["status"] == "completed" and math.isfinite(summary["metrics"]["emd"])
+    assert main(["sample", str(tmp_path / "r"), "--n", "5", "--out", str(tmp_path / "s.npy")]) == 0
+    assert np.load(tmp_path / "s.npy").dtype == np.float32

@@ -61,6 +61,9 @@ class TrainConfig:
     snapshot_every: int = field(default=1000, metadata={"ge": 0})
     checkpoint_every: int = field(default=2000, metadata={"ge": 1})
     threads: int = field(default=1, metadata={"ge": 0})  # torch threads; 0 = torch's default
+    # bf16 autocast for the networks' forward passes (losses stay fp32). Faster where the CPU
+    # or GPU has bf16 matrix units; slower elsewhere. Measure before choosing.
+    precision: Literal["fp32", "bf16"] = "fp32"
 
 
 @dataclass

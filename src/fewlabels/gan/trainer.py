@@ -3,6 +3,7 @@ Lipschitz constraint of the lecture. The generic loop (fewlabels.train) does the
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from pathlib import Path
 
@@ -63,8 +64,9 @@ class GANExperiment:
         self._set_learning_rates(step)
         for _ in range(cfg.train.n_critic):
             real = self.data.sample(B, self.gen)
-            fake = self.G(torch.randn(B, cfg.model.z_dim, generator=self.gen, device=self.device))
-            loss_d, logs = self._discriminator_loss(real, fake)
+            with self._precision():
+                fake = self.G(torch.randn(B, cfg.model.z_dim, generator=self.gen, device=self.device))
+                loss_d, logs = self._discriminator_loss(real, fake)
             self.opt_D.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_D.step()
@@ -74,7 +76,8 @@ class GANExperiment:
         # G's turn, on the last fake batch (as PyTorch's DCGAN example does): its graph through G
         # is intact and G has not moved since. D's weights are frozen so backward skips their grads.
         _set_requires_grad(self._d_params, False)
-        loss_g = self.g_loss(self.D(fake))
+        with self._precision():
+            loss_g = self.g_loss(self.D(fake).float())
         self.opt_G.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_G.step()
@@ -92,7 +95,7 @@ class GANExperiment:
         c = self.cfg.loss
         if c.r1_weight > 0:
             real.requires_grad_(True)
-        d_real, d_fake = self.D(real), self.D(fake.detach())
+        d_real, d_fake = self.D(real).float(), self.D(fake.detach()).float()
         loss = self.d_loss(d_real, d_fake)
         logs = {"loss_d": loss.detach()}
         if c.name == "wasserstein":
@@ -106,6 +109,11 @@ class GANExperiment:
             loss = loss + 0.5 * c.r1_weight * r1
             logs["r1"] = r1.detach()
         return loss, logs
+
+    def _precision(self):
+        if self.cfg.train.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def _set_learning_rates(self, step: int) -> None:
         o = self.cfg.optim

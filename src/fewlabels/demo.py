@@ -66,10 +66,13 @@ def manifold_part(out: Path, quick: bool) -> Section:
     from fewlabels.train import open_run, train
     from fewlabels.viz import plots
 
-    budget = ["train.steps=200", "train.eval_every=100"] if quick else ["train.steps=2500", "train.eval_every=250"]
+    # About the same wall time for both: the WGAN-GP step is 5 critic steps with a gradient penalty.
+    budgets = {"circle_gan": 2500, "circle_wgan_gp": 800} if not quick else {"circle_gan": 200, "circle_wgan_gp": 60}
     panels, curves = [], []
-    for name in ("circle_gan", "circle_wgan_gp"):
-        cfg = shipped_config(f"gan/{name}.yaml", [*budget, "train.snapshot_every=0"])
+    for name, steps in budgets.items():
+        every = max(1, steps // 10)
+        cfg = shipped_config(f"gan/{name}.yaml", [f"train.steps={steps}", f"train.eval_every={every}",
+                                                   "train.snapshot_every=0"])
         print(f"fewlabels demo: training {name}", file=sys.stderr, flush=True)
         train(cfg, str(out / name), device="cpu")
         _, _, exp = open_run(str(out / name), "cpu")
@@ -81,7 +84,12 @@ def manifold_part(out: Path, quick: bool) -> Section:
                        "EMD to held-out circle points (lower is better)")
     return Section("Data on a 1D manifold: GAN vs WGAN-GP",
                    text="The unit circle has zero area, so the generator's support and the data's are disjoint "
-                        "at first: JS is saturated, while the critic's W estimate still says how far apart they are.",
+                        "at first: for the optimal discriminator JS is saturated (log 2) and gives no gradient, "
+                        "while W still says how far apart they are. In practice a small MLP discriminator "
+                        "trained a few steps at a time is far from optimal and smooth, so the non-saturating GAN "
+                        "still learns here, and in this CPU budget it reaches the real-data EMD floor first; "
+                        "WGAN-GP pays five critic steps with a gradient penalty per generator step. "
+                        "Measured, not assumed: see the EMD curves.",
                    html=plots_html([out / "manifold_samples.png", fig]))
 
 

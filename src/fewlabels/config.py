@@ -24,6 +24,7 @@ from fewlabels.errors import UserError
 # family name -> "module:ConfigClass"; imported lazily so `fewlabels --version` stays fast.
 FAMILIES: dict[str, str] = {
     "gan": "fewlabels.gan.config:GANConfig",
+    "diffusion": "fewlabels.diffusion.config:DiffusionConfig",
     "tabular": "fewlabels.rl.config:TabularConfig",
 }
 

@@ -99,6 +99,13 @@ def plots_html(paths) -> str:
     return "".join(img_tag(p) for p in paths if p is not None)
 
 
+def diffusion_part(out: Path, quick: bool) -> list[Section]:
+    """DDPM on the swiss roll and grid25, DDIM, and diffusion next to the GAN (same metrics)."""
+    from fewlabels.diffusion.demo import diffusion_part as part
+
+    return part(out, quick)
+
+
 def gridworld_part(out: Path, quick: bool) -> list[Section]:
     """MDPs and the Grid World: planning, random vs optimal policy, Q-learning vs SARSA."""
     from fewlabels.rl.demo import gridworld_part as part
@@ -111,6 +118,7 @@ def demo(out: str = "runs/demo", quick: bool = False) -> str:
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     sections = adversarial_part(root, quick)
+    sections += diffusion_part(root, quick)
     sections += gridworld_part(root, quick)
     index = root / "index.html"
     index.write_text(page("fewlabels demo: the lecture in one command", sections,

@@ -1,0 +1,216 @@
+"""Image datasets as arrays in [-1, 1] of shape (N, C, H, W), labels kept.
+
+    digits         scikit-learn's 8x8 handwritten digits (1,797 images; always available)
+    fashion_mnist  Fashion-MNIST 28x28 from IDX files (Debian: dataset-fashion-mnist puts them
+                   under /usr/share/datasets/fashion-mnist), raw or .gz
+    mnist          MNIST 28x28 from IDX files, same layout
+    file           the user's images: .npy of shape (N, H, W) or (N, C, H, W), or .npz with
+                   `images` (and optionally `labels`); uint8 is read as 0..255, floats as given
+                   in [0, 1] or [-1, 1]
+
+Every set has a training part and a held-out part (the IDX test files; a fixed fifth of the
+others), and draws batches from an explicit `torch.Generator`, like the 2D sets, so training
+data is part of a run's saved random state.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from fewlabels.errors import UserError
+
+IDX_DEFAULT_ROOTS = {"fashion_mnist": "/usr/share/datasets/fashion-mnist", "mnist": "/usr/share/datasets/mnist"}
+IDX_PACKAGES = {"fashion_mnist": "dataset-fashion-mnist", "mnist": "the MNIST IDX files (e.g. from yann.lecun.com)"}
+
+
+class ImageData:
+    """Training and held-out images in [-1, 1], shape (N, C, H, W), with integer labels (or None)."""
+
+    def __init__(self, train: np.ndarray, held: np.ndarray, train_labels: np.ndarray | None = None,
+                 held_labels: np.ndarray | None = None, name: str = "images"):
+        self.name = name
+        self.train, self.held = train.astype(np.float32), held.astype(np.float32)
+        self.train_labels, self.held_labels = train_labels, held_labels
+        self._train_t = torch.from_numpy(self.train)
+        self._on: dict = {}
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image."""
+        return tuple(self.train.shape[1:])
+
+    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+        """n training images drawn uniformly with replacement."""
+        dev = generator.device
+        if dev not in self._on:
+            self._on[dev] = self._train_t.to(dev)
+        idx = torch.randint(len(self.train), (n,), generator=generator, device=dev)
+        return self._on[dev][idx]
+
+    def holdout(self, n: int, seed: int = 12345) -> np.ndarray:
+        """Up to n held-out images (the same ones every time)."""
+        return self.held[:n]
+
+    def real(self, n: int, seed: int) -> np.ndarray:
+        """n training images chosen without replacement by `seed`: the real side of a floor."""
+        idx = np.random.default_rng(seed).permutation(len(self.train))[:n]
+        return self.train[idx]
+
+
+def to_unit_range(x: np.ndarray, source: str) -> np.ndarray:
+    """Pixels -> float32 in [-1, 1]: uint8 as 0..255; floats in [0, 1] or [-1, 1] as given."""
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / 127.5 - 1.0
+    if not np.issubdtype(x.dtype, np.floating):
+        raise UserError(f"{source} holds {x.dtype} pixels; expected uint8 (0..255) or floats in [0, 1] or [-1, 1]")
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise UserError(f"{source} has NaN or infinite pixels; remove those images")
+    lo, hi = float(x.min()), float(x.max())
+    if lo >= 0 and hi <= 1:
+        return x * 2 - 1
+    if lo >= -1 and hi <= 1:
+        return x
+    raise UserError(f"{source} has float pixels from {lo:.3g} to {hi:.3g}; expected [0, 1] or [-1, 1] "
+                    "(or uint8 0..255)")
+
+
+def as_nchw(x: np.ndarray, source: str, multiple: int = 1) -> np.ndarray:
+    """(N, H, W) -> (N, 1, H, W); (N, C, H, W) kept; anything else refused in one sentence.
+    H and W must be divisible by `multiple` (a U-Net with k downsamplings needs 2^k)."""
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4 or x.shape[0] < 2 or x.shape[1] not in (1, 3) or min(x.shape[2:]) < 2:
+        raise UserError(f"{source} has images of shape {tuple(x.shape)}; expected (N, H, W) or (N, C, H, W) "
+                        "with C = 1 or 3 and at least 2 images")
+    if x.shape[2] % multiple or x.shape[3] % multiple:
+        raise UserError(f"{source} has {x.shape[2]}x{x.shape[3]} images; this U-Net needs height and width "
+                        f"divisible by {multiple} (pad or crop them, or use fewer model.mults)")
+    return x
+
+
+# ---- scikit-learn's digits -----------------------------------------------------------------
+def digits(holdout_fraction: float = 0.25, seed: int = 0) -> ImageData:
+    """The 1,797 8x8 digits of scikit-learn (UCI optdigits test set), pixels 0..16 -> [-1, 1]."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images.astype(np.float32) / 8.0 - 1.0)[:, None]
+    y = d.target.astype(np.int64)
+    perm = np.random.default_rng(seed).permutation(len(x))
+    n_held = int(round(holdout_fraction * len(x)))
+    held, train = perm[:n_held], perm[n_held:]
+    return ImageData(x[train], x[held], y[train], y[held], name="digits")
+
+
+# ---- IDX files (MNIST, Fashion-MNIST) --------------------------------------------------------
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """An IDX file (LeCun's MNIST format; raw or gzipped): magic 0 0 TYPE NDIM, NDIM big-endian
+    int32 sizes, then the data."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise UserError(f"IDX file {str(path)!r} could not be read ({e})") from e
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
+        raise UserError(f"{str(path)!r} is not an IDX file (bad magic number); expected MNIST-format "
+                        "files such as train-images-idx3-ubyte.gz")
+    ndim = raw[3]
+    dims = tuple(int(d) for d in np.frombuffer(raw, ">i4", count=ndim, offset=4))
+    dtype = np.dtype(_IDX_TYPES[raw[2]])
+    offset = 4 + 4 * ndim
+    if len(raw) - offset != int(np.prod(dims)) * dtype.itemsize:
+        raise UserError(f"IDX file {str(path)!r} is truncated: its header promises shape {dims}, "
+                        f"but it holds {len(raw) - offset} bytes of data")
+    return np.frombuffer(raw, dtype, offset=offset).reshape(dims)
+
+
+def _find_idx(root: Path, stem: str) -> Path | None:
+    for name in (stem, f"{stem}.gz", stem.replace("-idx", ".idx"), f"{stem.replace('-idx', '.idx')}.gz"):
+        if (root / name).is_file():
+            return root / name
+    return None
+
+
+def idx_dataset(name: str, root: str | None = None, limit: int | None = None) -> ImageData:
+    """MNIST or Fashion-MNIST from a directory holding train-/t10k- images and labels (IDX)."""
+    root = Path(root or IDX_DEFAULT_ROOTS[name])
+    if not root.is_dir():
+        raise UserError(f"data.root {str(root)!r} does not exist; install the package {IDX_PACKAGES[name]} "
+                        f"(apt-get install {IDX_PACKAGES[name]}) or set data.root to a folder of its IDX files"
+                        if name == "fashion_mnist" else
+                        f"data.root {str(root)!r} does not exist; set data.root to a folder holding "
+                        "train-images-idx3-ubyte(.gz) and the other MNIST IDX files")
+    parts = {}
+    for split in ("train", "t10k"):
+        for kind, idx in (("images", 3), ("labels", 1)):
+            stem = f"{split}-{kind}-idx{idx}-ubyte"
+            path = _find_idx(root, stem)
+            if path is None:
+                raise UserError(f"data.root {str(root)!r} has no {stem} (or {stem}.gz); it must hold the four "
+                                f"IDX files of {name} (train-/t10k- images and labels)")
+            parts[(split, kind)] = read_idx(path)
+    src = str(root)
+    train = as_nchw(parts[("train", "images")][:limit], f"{src} train images")
+    test = as_nchw(parts[("t10k", "images")][:limit], f"{src} t10k images")
+    train_y, test_y = parts[("train", "labels")][:limit], parts[("t10k", "labels")][:limit]
+    if len(train_y) != len(train) or len(test_y) != len(test):
+        raise UserError(f"data.root {src!r}: the numbers of images and labels differ ({len(train)} vs {len(train_y)})")
+    return ImageData(to_unit_range(train, src), to_unit_range(test, src), train_y.astype(np.int64),
+                     test_y.astype(np.int64), name=name)
+
+
+# ---- the user's own images ------------------------------------------------------------------
+def image_file(path: str, holdout_fraction: float = 0.2, seed: int = 0, multiple: int = 1) -> ImageData:
+    """Images from .npy (N, H, W) / (N, C, H, W), or .npz with `images` (and `labels`)."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"data file {path!r} does not exist; give a .npy or .npz of images (N, C, H, W)")
+    try:
+        if p.suffix == ".npy":
+            x, y = np.load(p, allow_pickle=False), None
+        elif p.suffix == ".npz":
+            with np.load(p, allow_pickle=False) as z:
+                if "images" not in z:
+                    raise UserError(f"data file {path!r} has no array named 'images' (it has {', '.join(z.files)})")
+                x, y = z["images"], (z["labels"] if "labels" in z else None)
+        else:
+            raise UserError(f"data file {path!r} has suffix {p.suffix!r}; valid for images: .npy, .npz")
+    except UserError:
+        raise
+    except Exception as e:
+        raise UserError(f"data file {path!r} could not be read ({type(e).__name__}: {e})") from e
+    x = to_unit_range(as_nchw(x, f"data file {path!r}", multiple), f"data file {path!r}")
+    perm = np.random.default_rng(seed).permutation(len(x))
+    n_held = max(1, int(round(holdout_fraction * len(x))))
+    held, train = perm[:n_held], perm[n_held:]
+    labels = (y[train], y[held]) if y is not None and len(y) == len(x) else (None, None)
+    return ImageData(x[train], x[held], *labels, name=p.stem)
+
+
+IMAGE_SETS = ("digits", "fashion_mnist", "mnist", "images")
+
+
+def make_images(name: str, path: str | None = None, root: str | None = None, seed: int = 0,
+                multiple: int = 1, limit: int | None = None) -> ImageData:
+    """One of IMAGE_SETS; `multiple`: what H and W must be divisible by."""
+    if name == "digits":
+        data = digits(seed=seed)
+    elif name in IDX_DEFAULT_ROOTS:
+        data = idx_dataset(name, root, limit)
+    elif name == "images":
+        return image_file(path, seed=seed, multiple=multiple)
+    else:
+        raise UserError(f"image dataset {name!r} is unknown; valid: {', '.join(IMAGE_SETS)}")
+    as_nchw(data.train, name, multiple)
+    return data

@@ -1,0 +1,133 @@
+"""The diffusion config: every default visible here; YAML files under configs/diffusion/ are
+small diffs. Defaults are the 2D setting (an MLP on points); image configs switch model.name to
+unet and data.name to an image set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from fewlabels.errors import UserError
+
+POINT_SETS = ("ring8", "grid25", "swissroll", "moons", "circle", "file")
+IMAGE_SETS = ("digits", "fashion_mnist", "mnist", "images")
+
+
+@dataclass
+class DataConfig:
+    name: Literal["ring8", "grid25", "swissroll", "moons", "circle", "file",
+                  "digits", "fashion_mnist", "mnist", "images"] = "swissroll"
+    path: str | None = None  # name: file (points, .npy/.csv (N, D)) or images (.npy/.npz (N, C, H, W))
+    root: str | None = None  # fashion_mnist/mnist: folder of IDX files (default /usr/share/datasets/...)
+    limit: int | None = field(default=None, metadata={"ge": 2})  # fashion_mnist/mnist: first N images only
+
+    @property
+    def is_image(self) -> bool:
+        return self.name in IMAGE_SETS
+
+    def validate(self) -> None:
+        if self.name in ("file", "images") and not self.path:
+            raise UserError(f"data.name is {self.name!r} but data.path is empty; give a file to train on")
+        if self.path and self.name not in ("file", "images"):
+            raise UserError(f"data.path is set but data.name is {self.name!r}; set data.name: file (points) "
+                            "or images to train on it")
+        if self.root and self.name not in ("fashion_mnist", "mnist"):
+            raise UserError(f"data.root is set but data.name is {self.name!r}; it is the IDX folder of "
+                            "fashion_mnist or mnist")
+
+
+@dataclass
+class ScheduleConfig:
+    """β_1..β_T. linear: from beta_start to beta_end at T = 1000 (rescaled by 1000/T for other T,
+    as improved DDPM does); cosine: improved DDPM's ᾱ_t (beta_start/end unused)."""
+
+    name: Literal["linear", "cosine"] = "linear"
+    T: int = field(default=1000, metadata={"ge": 1})
+    beta_start: float = field(default=1e-4, metadata={"gt": 0, "lt": 1})
+    beta_end: float = field(default=0.02, metadata={"gt": 0, "lt": 1})
+
+    def validate(self) -> None:
+        if self.beta_start > self.beta_end:
+            raise UserError(f"schedule.beta_start ({self.beta_start}) is above schedule.beta_end "
+                            f"({self.beta_end}); the linear schedule rises, so beta_start <= beta_end")
+
+
+@dataclass
+class ModelConfig:
+    name: Literal["mlp", "unet"] = "mlp"
+    prediction: Literal["epsilon", "v"] = "epsilon"  # what the network outputs: ε (DDPM) or v
+    # mlp
+    width: int = field(default=128, metadata={"ge": 1})
+    depth: int = field(default=3, metadata={"ge": 1})  # residual blocks
+    time_dim: int = field(default=32, metadata={"ge": 2})  # sinusoidal embedding size
+    # unet
+    channels: int = field(default=32, metadata={"ge": 8})
+    mults: tuple[int, ...] = (1, 2)  # channel multiplier per resolution level
+    blocks: int = field(default=1, metadata={"ge": 1})  # residual blocks per level
+    attention: bool = True  # self-attention at the lowest resolution
+    dropout: float = field(default=0.0, metadata={"ge": 0, "lt": 1})
+
+
+@dataclass
+class SamplerConfig:
+    """How samples and metrics are drawn (any sampler can be used on any trained model)."""
+
+    name: Literal["ddpm", "ddim"] = "ddpm"
+    steps: int = field(default=50, metadata={"ge": 1})  # ddim: network calls (ddpm always uses T)
+    eta: float = field(default=0.0, metadata={"ge": 0, "le": 1})  # ddim: 0 deterministic, 1 like DDPM
+    variance: Literal["small", "beta"] = "small"  # ddpm: σ_t² = β̃_t (posterior) or β_t; see samplers.py
+    clip: float | None = field(default=None, metadata={"gt": 0})  # clip x̂_0 to [-clip, clip]; 1 for images
+
+
+@dataclass
+class OptimConfig:
+    lr: float = field(default=1e-3, metadata={"gt": 0})
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = field(default=0.0, metadata={"ge": 0})
+    grad_clip: float | None = field(default=1.0, metadata={"gt": 0})  # max global gradient norm; null: off
+    warmup: int = field(default=0, metadata={"ge": 0})  # steps of linear learning-rate warm-up
+    final_lr_fraction: float = field(default=1.0, metadata={"ge": 0, "le": 1})  # linear decay to lr * this
+
+
+@dataclass
+class TrainConfig:
+    steps: int = field(default=10000, metadata={"ge": 1})
+    batch_size: int = field(default=256, metadata={"ge": 1})
+    ema: float = field(default=0.999, metadata={"ge": 0, "lt": 1})  # EMA decay of the weights; 0 = off
+    log_every: int = field(default=100, metadata={"ge": 1})
+    eval_every: int = field(default=0, metadata={"ge": 0})  # 0: only at the end
+    snapshot_every: int = field(default=2000, metadata={"ge": 0})
+    checkpoint_every: int = field(default=2000, metadata={"ge": 1})
+    threads: int = field(default=1, metadata={"ge": 0})  # torch threads; 0 = torch's default
+
+
+@dataclass
+class EvalConfig:
+    samples: int = field(default=2500, metadata={"ge": 10})  # mixture metrics (PacGAN protocol); images: FD
+    emd_points: int = field(default=1000, metadata={"ge": 10})  # exact EMD, n vs n (points)
+    classifier: str | None = None  # images: weights of the feature classifier; null: train it (digits)
+
+
+@dataclass
+class DiffusionConfig:
+    EXPERIMENT = "fewlabels.diffusion.trainer:DiffusionExperiment"
+    family: Literal["diffusion"] = "diffusion"
+    name: str = ""
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def validate(self) -> None:
+        want = "unet" if self.data.is_image else "mlp"
+        if self.model.name != want:
+            kind = "images" if self.data.is_image else "points"
+            raise UserError(f"model.name is {self.model.name!r} but data.name {self.data.name!r} holds {kind}; "
+                            f"use model.name: {want}")
+        if not self.model.mults or min(self.model.mults) < 1:
+            raise UserError(f"model.mults is {list(self.model.mults)}; give one positive multiplier per level, "
+                            "e.g. [1, 2]")

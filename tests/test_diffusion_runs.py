@@ -1,0 +1,177 @@
+"""Diffusion runs on the spine: train/sample/eval from the command line, the report, bitwise
+resume after SIGTERM, and bad input as one sentence with exit code 2."""
+
+import json
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import PYTHON, cli_env
+from fewlabels import checkpoint
+from fewlabels.cli import main
+from fewlabels.run import RunDir
+
+
+def write_diffusion_config(path, **sections):
+    """A small 2D diffusion config; sections override the defaults below key by key."""
+    cfg = {"family": "diffusion", "name": "test", "data": {"name": "swissroll"},
+           "schedule": {"T": 100}, "model": {"width": 32, "depth": 2},
+           "sampler": {"name": "ddim", "steps": 20},
+           "train": {"steps": 200, "batch_size": 64, "log_every": 50, "snapshot_every": 100,
+                     "checkpoint_every": 100},
+           "eval": {"samples": 200, "emd_points": 200}}
+    for key, value in sections.items():
+        if isinstance(value, dict):
+            cfg.setdefault(key, {}).update(value)
+        else:
+            cfg[key] = value
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out.strip(), out.err.strip()
+
+
+def one_sentence_error(code, out, err):
+    assert code == 2, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fewlabels: error: "), err
+    return lines[0]
+
+
+def test_train_sample_eval_and_report(tmp_path, capsys):
+    cfg = write_diffusion_config(tmp_path / "c.yaml", data={"name": "ring8"})
+    code, out, err = run_cli(capsys, "train", cfg, "--out", tmp_path / "run", "--device", "cpu")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["status"] == "completed" and summary["steps"] == 200
+    assert {"emd", "real_emd", "modes", "hq_percent", "real_hq_percent"} <= set(summary["metrics"])
+
+    code, out, _ = run_cli(capsys, "sample", tmp_path / "run", "--n", 50, "--out", tmp_path / "s.npy")
+    x = np.load(tmp_path / "s.npy")
+    assert code == 0 and x.shape == (50, 2) and x.dtype == np.float32
+
+    code, out, _ = run_cli(capsys, "eval", tmp_path / "run", "--device", "cpu")
+    assert code == 0 and json.loads(out)["emd"] == pytest.approx(summary["metrics"]["emd"])
+
+    report = (tmp_path / "run" / "report.html").read_text()
+    for title in ("Forward process", "Reverse process", "Samples over training", "Loss",
+                  "Samplers: steps against EMD and time"):
+        assert title in report
+
+
+def test_sampling_is_reproducible_from_the_seed(tmp_path, capsys):
+    cfg = write_diffusion_config(tmp_path / "c.yaml", train={"steps": 20, "snapshot_every": 0})
+    assert run_cli(capsys, "train", cfg, "--out", tmp_path / "run")[0] == 0
+    for name in ("a", "b"):
+        out = tmp_path / f"{name}.npy"
+        assert run_cli(capsys, "sample", tmp_path / "run", "--n", 30, "--seed", 5, "--out", out)[0] == 0
+    assert np.array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+
+
+def final_state(out):
+    state, info = checkpoint.load(RunDir(out).latest_checkpoint())
+    return state["experiment"], info["step"]
+
+
+def assert_same_tensors(a, b, path=""):
+    import torch
+
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), f"{path} differs"
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for k in a:
+            assert_same_tensors(a[k], b[k], f"{path}/{k}")
+    elif isinstance(a, list):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same_tensors(x, y, f"{path}/{i}")
+    else:
+        assert a == b, path
+
+
+def train_cmd(cfg, out):
+    return [PYTHON, "-m", "fewlabels", "train", str(cfg), "--out", str(out), "--device", "cpu"]
+
+
+def test_sigterm_checkpoints_and_resume_is_bitwise_equal_to_an_uninterrupted_run(tmp_path):
+    cfg = write_diffusion_config(tmp_path / "c.yaml", optim={"warmup": 100, "final_lr_fraction": 0.5},
+                                 train={"steps": 2000, "log_every": 25, "checkpoint_every": 500,
+                                        "snapshot_every": 0, "eval_every": 500})
+    straight, broken = tmp_path / "straight", tmp_path / "broken"
+    subprocess.run(train_cmd(cfg, straight), check=True, env=cli_env(), capture_output=True)
+
+    proc = subprocess.Popen(train_cmd(cfg, broken), env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    metrics = broken / "metrics.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and (not metrics.exists() or metrics.read_text().count("\n") < 8):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err.decode()
+    _, stopped_at = final_state(broken)
+    assert 0 < stopped_at < 2000, "the signal must land mid-training"
+
+    resumed = subprocess.run(train_cmd(cfg, broken), env=cli_env(), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {broken} from step {stopped_at}" in resumed.stderr
+    a, step_a = final_state(straight)
+    b, step_b = final_state(broken)
+    assert step_a == step_b == 2000
+    assert_same_tensors(a, b)
+
+
+@pytest.mark.parametrize("override, words", [
+    ("schedule.name=quadratic", "schedule.name is 'quadratic'; valid: 'linear', 'cosine'"),
+    ("schedule.T=0", "schedule.T is 0; valid values are >= 1"),
+    ("schedule.beta_end=1.5", "schedule.beta_end is 1.5; valid values are > 0 and < 1"),
+    ("schedule.beta_start=0", "schedule.beta_start is 0"),
+    ("schedule.beta_start=0.05", "schedule.beta_start (0.05) is above schedule.beta_end (0.02)"),
+    ("sampler.name=euler", "sampler.name is 'euler'; valid: 'ddpm', 'ddim'"),
+    ("sampler.eta=1.5", "sampler.eta is 1.5; valid values are >= 0 and <= 1"),
+    ("model.name=unet", "model.name is 'unet' but data.name 'swissroll' holds points; use model.name: mlp"),
+    ("model.prediction=x0", "model.prediction is 'x0'; valid: 'epsilon', 'v'"),
+])
+def test_bad_settings_are_one_sentence_and_exit_code_2(tmp_path, capsys, override, words):
+    cfg = write_diffusion_config(tmp_path / "c.yaml")
+    msg = one_sentence_error(*run_cli(capsys, "train", cfg, "--set", override, "--out", tmp_path / "r"))
+    assert "c.yaml" in msg and words in msg
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("shape, words", [
+    ((10, 5), "has images of shape (10, 5); expected (N, H, W) or (N, C, H, W)"),
+    ((10, 2, 8, 8), "has images of shape (10, 2, 8, 8)"),
+    ((10, 1, 9, 9), "has 9x9 images; this U-Net needs height and width divisible by 2"),
+])
+def test_images_of_the_wrong_shape_are_one_sentence(tmp_path, capsys, shape, words):
+    np.save(tmp_path / "imgs.npy", np.zeros(shape, np.float32))
+    cfg = write_diffusion_config(tmp_path / "c.yaml", data={"name": "images", "path": str(tmp_path / "imgs.npy")},
+                                 model={"name": "unet", "channels": 8})
+    msg = one_sentence_error(*run_cli(capsys, "train", cfg, "--out", tmp_path / "r"))
+    assert "imgs.npy" in msg and words in msg
+
+
+def test_a_missing_fashion_mnist_folder_names_the_package(tmp_path, capsys):
+    cfg = write_diffusion_config(tmp_path / "c.yaml", data={"name": "fashion_mnist", "root": str(tmp_path / "no")},
+                                 model={"name": "unet", "channels": 8})
+    msg = one_sentence_error(*run_cli(capsys, "train", cfg, "--out", tmp_path / "r"))
+    assert "dataset-fashion-mnist" in msg and str(tmp_path / "no") in msg
+
+
+def test_demo_diffusion_part_shows_both_processes_and_the_ddim_table(tmp_path):
+    from fewlabels.diffusion.demo import diffusion_part
+
+    sections = diffusion_part(tmp_path, quick=True)
+    titles = [s.title for s in sections]
+    assert titles == ["Diffusion: the forward and the reverse process", "Diffusion next to the GAN",
+                      "DDIM: fewer steps"]
+    assert "diffusion_grid25" in sections[1].html and "hq_percent" in sections[1].html
+    assert (tmp_path / "diffusion_vs_gan.png").is_file()

@@ -12,13 +12,9 @@ torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def write_config(path: Path, **sections) -> Path:
-    """A small GAN config; sections override the defaults below key by key."""
-    cfg = {"family": "gan", "name": "test", "data": {"name": "ring8"},
-           "model": {"width": 32, "depth": 2},
-           "train": {"steps": 200, "batch_size": 64, "log_every": 50, "snapshot_every": 100,
-                     "checkpoint_every": 100},
-           "eval": {"samples": 500, "emd_points": 200}}
+def merge_into_yaml(path: Path, base: dict, sections: dict) -> Path:
+    """Write `base` with `sections` merged in key by key (dict sections update, others replace)."""
+    cfg = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
     for key, value in sections.items():
         if isinstance(value, dict):
             cfg.setdefault(key, {}).update(value)
@@ -26,6 +22,44 @@ def write_config(path: Path, **sections) -> Path:
             cfg[key] = value
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def write_config(path: Path, **sections) -> Path:
+    """A small GAN config; sections override the defaults below key by key."""
+    base = {"family": "gan", "name": "test", "data": {"name": "ring8"},
+            "model": {"width": 32, "depth": 2},
+            "train": {"steps": 200, "batch_size": 64, "log_every": 50, "snapshot_every": 100,
+                      "checkpoint_every": 100},
+            "eval": {"samples": 500, "emd_points": 200}}
+    return merge_into_yaml(path, base, sections)
+
+
+def final_state(out):
+    """(experiment state, step) of a run's newest checkpoint."""
+    from fewlabels import checkpoint
+    from fewlabels.run import RunDir
+
+    state, info = checkpoint.load(RunDir(out).latest_checkpoint())
+    return state["experiment"], info["step"]
+
+
+def assert_bitwise_equal(a, b, path=""):
+    """Nested states (dicts, lists, tensors, numbers) are identical, tensors bit for bit."""
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), f"{path} differs"
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for k in a:
+            assert_bitwise_equal(a[k], b[k], f"{path}/{k}")
+    elif isinstance(a, list):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_bitwise_equal(x, y, f"{path}/{i}")
+    else:
+        assert a == b, path
+
+
+def train_cmd(cfg, out):
+    return [PYTHON, "-m", "fewlabels", "train", str(cfg), "--out", str(out), "--device", "cpu"]
 
 
 @pytest.fixture

@@ -8,29 +8,20 @@ import time
 
 import numpy as np
 import pytest
-import yaml
 
-from conftest import PYTHON, cli_env
-from fewlabels import checkpoint
+from conftest import assert_bitwise_equal, cli_env, final_state, merge_into_yaml, train_cmd
 from fewlabels.cli import main
-from fewlabels.run import RunDir
 
 
 def write_diffusion_config(path, **sections):
     """A small 2D diffusion config; sections override the defaults below key by key."""
-    cfg = {"family": "diffusion", "name": "test", "data": {"name": "swissroll"},
-           "schedule": {"T": 100}, "model": {"width": 32, "depth": 2},
-           "sampler": {"name": "ddim", "steps": 20},
-           "train": {"steps": 200, "batch_size": 64, "log_every": 50, "snapshot_every": 100,
-                     "checkpoint_every": 100},
-           "eval": {"samples": 200, "emd_points": 200}}
-    for key, value in sections.items():
-        if isinstance(value, dict):
-            cfg.setdefault(key, {}).update(value)
-        else:
-            cfg[key] = value
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+    base = {"family": "diffusion", "name": "test", "data": {"name": "swissroll"},
+            "schedule": {"T": 100}, "model": {"width": 32, "depth": 2},
+            "sampler": {"name": "ddim", "steps": 20},
+            "train": {"steps": 200, "batch_size": 64, "log_every": 50, "snapshot_every": 100,
+                      "checkpoint_every": 100},
+            "eval": {"samples": 200, "emd_points": 200}}
+    return merge_into_yaml(path, base, sections)
 
 
 def run_cli(capsys, *argv):
@@ -76,31 +67,6 @@ def test_sampling_is_reproducible_from_the_seed(tmp_path, capsys):
     assert np.array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
 
 
-def final_state(out):
-    state, info = checkpoint.load(RunDir(out).latest_checkpoint())
-    return state["experiment"], info["step"]
-
-
-def assert_same_tensors(a, b, path=""):
-    import torch
-
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), f"{path} differs"
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), path
-        for k in a:
-            assert_same_tensors(a[k], b[k], f"{path}/{k}")
-    elif isinstance(a, list):
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same_tensors(x, y, f"{path}/{i}")
-    else:
-        assert a == b, path
-
-
-def train_cmd(cfg, out):
-    return [PYTHON, "-m", "fewlabels", "train", str(cfg), "--out", str(out), "--device", "cpu"]
-
-
 def test_sigterm_checkpoints_and_resume_is_bitwise_equal_to_an_uninterrupted_run(tmp_path):
     cfg = write_diffusion_config(tmp_path / "c.yaml", optim={"warmup": 100, "final_lr_fraction": 0.5},
                                  train={"steps": 2000, "log_every": 25, "checkpoint_every": 500,
@@ -125,7 +91,7 @@ def test_sigterm_checkpoints_and_resume_is_bitwise_equal_to_an_uninterrupted_run
     a, step_a = final_state(straight)
     b, step_b = final_state(broken)
     assert step_a == step_b == 2000
-    assert_same_tensors(a, b)
+    assert_bitwise_equal(a, b)
 
 
 @pytest.mark.parametrize("override, words", [

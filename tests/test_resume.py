@@ -4,34 +4,8 @@ import signal
 import subprocess
 import time
 
-import torch
-
-from conftest import PYTHON, cli_env, write_config
-from fewlabels import checkpoint
+from conftest import assert_bitwise_equal, cli_env, final_state, train_cmd, write_config
 from fewlabels.run import RunDir
-
-
-def final_state(out):
-    state, info = checkpoint.load(RunDir(out).latest_checkpoint())
-    return state["experiment"], info["step"]
-
-
-def assert_bitwise_equal(a, b, path=""):
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), f"{path} differs"
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), path
-        for k in a:
-            assert_bitwise_equal(a[k], b[k], f"{path}/{k}")
-    elif isinstance(a, list):
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_bitwise_equal(x, y, f"{path}/{i}")
-    else:
-        assert a == b, path
-
-
-def train_cmd(cfg, out):
-    return [PYTHON, "-m", "fewlabels", "train", str(cfg), "--out", str(out), "--device", "cpu"]
 
 
 def test_sigterm_checkpoints_and_resume_is_bitwise_equal_to_an_uninterrupted_run(tmp_path):

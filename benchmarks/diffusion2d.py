@@ -33,6 +33,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from common import fmt, markdown  # noqa: E402
 from fewlabels import config as configlib  # noqa: E402
 from fewlabels.diffusion.config import SamplerConfig  # noqa: E402
 from fewlabels.diffusion.nets import MLPDenoiser  # noqa: E402
@@ -46,16 +47,6 @@ STEP_TABLE = (10, 20, 50, 100)
 SAMPLE_SEEDS = 20  # grid25: one draw's EMD varies by ±25 % (mode counts are multinomial)
 EMD_DRAWS = 5
 DEFAULT_THREADS = torch.get_num_threads()
-
-
-def fmt(v, digits=3):
-    return f"{v:.{digits}g}" if isinstance(v, float) else str(v)
-
-
-def markdown(rows: list[dict], columns: list[str]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def mean_std(values) -> str:

@@ -23,6 +23,7 @@ import torch.nn as nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from common import fmt, markdown  # noqa: E402
 from fewlabels import config as configlib  # noqa: E402
 from fewlabels.data.toy2d import make_points  # noqa: E402
 from fewlabels.gan.nets import mlp  # noqa: E402
@@ -90,16 +91,6 @@ def ours_steps_per_second(path: Path, steps: int = 1500, overrides: list[str] = 
         rows = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
     t = {r["step"]: r["wall_seconds"] for r in rows if "loss_g" in r}
     return steps / (t[steps + 100] - t[100])
-
-
-def fmt(v, digits=3):
-    return f"{v:.{digits}g}" if isinstance(v, float) else str(v)
-
-
-def markdown(rows: list[dict], columns: list[str]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 _default_threads = torch.get_num_threads()

@@ -62,6 +62,24 @@ def train_cmd(cfg, out):
     return [PYTHON, "-m", "fewlabels", "train", str(cfg), "--out", str(out), "--device", "cpu"]
 
 
+def interrupt_mid_run(cfg, out, log_lines: int = 8) -> int:
+    """Start `fewlabels train`, send SIGTERM once `log_lines` metrics lines exist, check the
+    run exits 128 + SIGTERM after checkpointing, and return the step it stopped at."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(train_cmd(cfg, out), env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    metrics = Path(out) / "metrics.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and (not metrics.exists() or metrics.read_text().count("\n") < log_lines):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err.decode()
+    return final_state(out)[1]
+
+
 @pytest.fixture
 def small_config(tmp_path):
     return write_config(tmp_path / "small.yaml")

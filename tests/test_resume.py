@@ -1,10 +1,8 @@
 """Runs survive SIGTERM and resume bitwise: the acceptance test of the spine."""
 
-import signal
 import subprocess
-import time
 
-from conftest import assert_bitwise_equal, cli_env, final_state, train_cmd, write_config
+from conftest import assert_bitwise_equal, cli_env, final_state, interrupt_mid_run, train_cmd, write_config
 from fewlabels.run import RunDir
 
 
@@ -14,16 +12,8 @@ def test_sigterm_checkpoints_and_resume_is_bitwise_equal_to_an_uninterrupted_run
     straight, broken = tmp_path / "straight", tmp_path / "broken"
     subprocess.run(train_cmd(cfg, straight), check=True, env=cli_env(), capture_output=True)
 
-    proc = subprocess.Popen(train_cmd(cfg, broken), env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    metrics = broken / "metrics.jsonl"
-    deadline = time.time() + 60
-    while time.time() < deadline and (not metrics.exists() or metrics.read_text().count("\n") < 8):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 128 + signal.SIGTERM, err.decode()
+    stopped_at = interrupt_mid_run(cfg, broken)
     assert RunDir(broken).read_summary()["status"] == "interrupted"
-    _, stopped_at = final_state(broken)
     assert 0 < stopped_at < 3000, "the signal must land mid-training"
 
     resumed = subprocess.run(train_cmd(cfg, broken), env=cli_env(), capture_output=True, text=True)

@@ -1,0 +1,13 @@
+"""Table printing shared by the benchmark scripts."""
+
+from __future__ import annotations
+
+
+def fmt(v, digits: int = 3) -> str:
+    return f"{v:.{digits}g}" if isinstance(v, float) else str(v)
+
+
+def markdown(rows: list[dict], columns: list[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)

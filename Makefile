@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, pinned: an unpinned torch would pull gigabytes of CUDA packages
 	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,atari,mujoco]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -25,7 +25,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[bench]'
 	$(BIN)/python benchmarks/gan2d.py
+	$(BIN)/python benchmarks/diffusion2d.py
+	$(BIN)/python benchmarks/rl_vs_sb3.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -66,13 +66,14 @@ def train_ours(name: str, seed: int, steps: int, out: str):
     return cfg, exp, rate
 
 
-def sample_metrics(sample, data) -> dict:
+def sample_metrics(sample, data, seed: int) -> dict:
     """EMD: mean over EMD_DRAWS draws of 1,000 samples against the same 1,000 held-out points (one
-    draw's EMD varies by ±15 % on the swiss roll); modes: 2,500 samples (PacGAN protocol)."""
-    held = data.holdout(1000)
-    out = {"emd": float(np.mean([emd(sample(1000, 100 + k), held) for k in range(EMD_DRAWS)]))}
+    draw's EMD varies by ±15 % on the swiss roll); modes: 2,500 samples (PacGAN protocol). The
+    sampling seeds depend on the training seed, so seeds are independent draws (both sides share them)."""
+    held, base = data.holdout(1000), 1000 * (seed + 1)
+    out = {"emd": float(np.mean([emd(sample(1000, base + k), held) for k in range(EMD_DRAWS)]))}
     if data.modes is not None:
-        out.update(mode_metrics(sample(2500, 7), data.modes, data.mode_std))
+        out.update(mode_metrics(sample(2500, base + 500), data.modes, data.mode_std))
     return out
 
 
@@ -196,14 +197,14 @@ def main() -> None:
                 t0 = time.perf_counter()
                 cfg, exp, rate = train_ours(name, seed, args.steps, out)
                 wall = time.perf_counter() - t0
-                ours = sample_metrics(lambda n, s, e=exp: e.sample(n, seed=s), exp.data)
+                ours = sample_metrics(lambda n, s, e=exp: e.sample(n, seed=s), exp.data, seed)
                 floor = real_floor(exp.data)
                 if seed == 0:
                     table = step_table(exp)
                     for r in table:
                         steps_rows.append({"data": name, **r})
             model, theirs_rate, data = train_diffusers(cfg, args.steps, as_example=True)
-            theirs = sample_metrics(lambda n, s, m=model: sample_diffusers(m, n, s), data)
+            theirs = sample_metrics(lambda n, s, m=model: sample_diffusers(m, n, s), data, seed)
             _, theirs_rate_1t, _ = train_diffusers(cfg, args.speed_steps, as_example=False)
             per_seed.append({"seed": seed, "ours": ours, "theirs": theirs, "ours_steps_per_s": rate,
                              "theirs_steps_per_s": theirs_rate, "theirs_1thread_steps_per_s": theirs_rate_1t,

@@ -26,6 +26,8 @@ FAMILIES: dict[str, str] = {
     "gan": "fewlabels.gan.config:GANConfig",
     "diffusion": "fewlabels.diffusion.config:DiffusionConfig",
     "tabular": "fewlabels.rl.config:TabularConfig",
+    "dqn": "fewlabels.rl.config:DQNConfig",
+    "pg": "fewlabels.rl.config:PGConfig",
 }
 
 

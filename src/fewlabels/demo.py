@@ -113,6 +113,29 @@ def gridworld_part(out: Path, quick: bool) -> list[Section]:
     return part(out, quick)
 
 
+def deep_rl_part(out: Path, quick: bool) -> list[Section]:
+    """PPO on CartPole: policy gradients with a deep network, learning curve and one episode."""
+    from fewlabels.train import open_run, train
+
+    steps = 4096 if quick else 40_000
+    cfg = shipped_config("rl/cartpole_ppo.yaml", [f"train.steps={steps}", "eval.gif_frames=300"])
+    print("fewlabels demo: training cartpole_ppo", file=sys.stderr, flush=True)
+    summary = train(cfg, str(out / "cartpole_ppo"), device="cpu")
+    _, run, exp = open_run(str(out / "cartpole_ppo"), "cpu")
+    rows = run.read_metrics()
+    evals = [r for r in rows if "eval_return" in r]
+    solved = next((r for r in evals if r["eval_return"] >= 475), None)
+    row = {"environment steps": summary["steps"], "final eval return": summary["metrics"].get("eval_return"),
+           "first eval >= 475 at step": solved["step"] if solved else "not yet",
+           "training seconds (evaluation excluded)": round(summary["wall_seconds"] - evals[-1]["eval_seconds"], 1)}
+    images = [run.samples / name for name in ("returns.png", "episode.gif") if (run.samples / name).exists()]
+    return [Section("Policy gradients: PPO on CartPole-v1",
+                    text="A pole on a cart: +1 per step while it stays up, at most 500. PPO with RL Zoo's tuned "
+                         "settings, 8 environments; evaluation = 10 deterministic episodes every 2,000 steps.",
+                    html=table([row]) + plots_html(images)
+                    + '<p><a href="cartpole_ppo/report.html">cartpole_ppo report</a></p>')]
+
+
 def demo(out: str = "runs/demo", quick: bool = False) -> str:
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
@@ -120,6 +143,7 @@ def demo(out: str = "runs/demo", quick: bool = False) -> str:
     sections = adversarial_part(root, quick)
     sections += diffusion_part(root, quick)
     sections += gridworld_part(root, quick)
+    sections += deep_rl_part(root, quick)
     index = root / "index.html"
     index.write_text(page("fewlabels demo: the lecture in one command", sections,
                           subtitle=f"made in {time.perf_counter() - t0:.0f} s on the CPU"))

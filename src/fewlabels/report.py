@@ -21,7 +21,8 @@ class Section:
 
 def img_tag(path: Path) -> str:
     data = base64.b64encode(Path(path).read_bytes()).decode()
-    return f'<img src="data:image/png;base64,{data}" style="max-width:100%">'
+    mime = "image/gif" if Path(path).suffix == ".gif" else "image/png"
+    return f'<img src="data:{mime};base64,{data}" style="max-width:100%">'
 
 
 def table(rows: list[dict], columns: list[str] | None = None, digits: int = 4) -> str:

@@ -6,6 +6,8 @@ An experiment provides:
     signature() -> str                  architecture, to refuse a foreign checkpoint
     state_dict() / load_state_dict(s)   everything to resume bitwise (weights, optimisers, RNGs)
     train_step(step) -> dict[str, Tensor]  one update; scalar losses to log
+    steps_per_call (optional int)       how far one train_step advances `step` (RL: environment
+                                        steps per rollout); every `*_every` fires when crossed
     evaluate() -> dict[str, float]      the family's sample metrics (with the real-data floor)
     snapshot(step, folder)              what the report draws (samples over training)
     sample(n, seed) -> np.ndarray       n samples in data space
@@ -18,6 +20,7 @@ import importlib
 import math
 import signal
 import sys
+import time
 from typing import Any
 
 import torch
@@ -95,10 +98,28 @@ def train(cfg: Any, out: str, device: str = "auto") -> dict:
         print(f"fewlabels: {out} already reached step {start} of {t.steps}; nothing to train", file=sys.stderr)
 
     status, step, last = "completed", start, {}
+    stride = int(getattr(exp, "steps_per_call", 1))
+    # Cumulative seconds spent evaluating, so that training time = wall_seconds - eval_seconds.
+    eval_seconds = max((r.get("eval_seconds", 0.0) for r in run.read_metrics()), default=0.0)
+
+    def evaluate() -> dict:
+        nonlocal eval_seconds
+        t0 = time.perf_counter()
+        values = exp.evaluate()
+        eval_seconds += time.perf_counter() - t0
+        return {**values, "eval_seconds": round(eval_seconds, 4)}
+
+    previous = start
+
+    def crossed(every: int) -> bool:
+        """Did the last call pass a multiple of `every`? (step % every == 0 when stride is 1)"""
+        return bool(every) and step // every > previous // every
+
     progress = Progress(t.steps, start, desc=cfg.name or cfg.family)
     try:
         with StopSignals() as stop:
-            for step in range(start + 1, t.steps + 1):
+            while step < t.steps:
+                previous, step = step, step + stride
                 losses = exp.train_step(step)
                 values = {k: float(v) for k, v in losses.items()}
                 bad = [k for k, v in values.items() if not math.isfinite(v)]
@@ -107,16 +128,17 @@ def train(cfg: Any, out: str, device: str = "auto") -> dict:
                     where = f"the last good checkpoint {kept.name} is kept" if kept else "no checkpoint was written"
                     raise TrainingDiverged(f"training diverged at step {step}: {bad[0]} is {values[bad[0]]}; "
                                            f"{where}; lower the learning rate or add a Lipschitz constraint")
-                if step % t.log_every == 0 or step == t.steps:
+                done = step >= t.steps
+                if crossed(t.log_every) or done:
                     run.log(step, values)
                     progress.update(step, values)
-                if t.eval_every and step % t.eval_every == 0 and step != t.steps:
-                    last = exp.evaluate()
+                if crossed(t.eval_every) and not done:
+                    last = evaluate()
                     run.log(step, last)
-                if t.snapshot_every and (step % t.snapshot_every == 0 or step == t.steps):
+                if t.snapshot_every and (crossed(t.snapshot_every) or done):
                     exp.snapshot(step, run.samples)
                 stopping = stop.received is not None
-                if step % t.checkpoint_every == 0 or step == t.steps or stopping:
+                if crossed(t.checkpoint_every) or done or stopping:
                     save(run, exp, cfg, step)
                 if stopping:
                     status = "interrupted"
@@ -129,7 +151,7 @@ def train(cfg: Any, out: str, device: str = "auto") -> dict:
         progress.close()
 
     if status == "completed":
-        last = exp.evaluate()
+        last = evaluate()
         run.log(step, last)
     summary = run.write_summary(status, step, last)
     from fewlabels.report import write_report

@@ -114,3 +114,149 @@ class TabularConfig:
             from fewlabels.rl.envs import make_env
 
             make_env(self.env.id, self.env.kwargs, self.env.max_episode_steps).close()
+
+
+# ---- deep RL (families `dqn` and `pg`): `train.steps` counts environment steps ------------------
+@dataclass
+class AtariConfig:
+    """AtariPreprocessing and FrameStackObservation settings (used for ALE/... ids only)."""
+
+    frame_skip: int = field(default=4, metadata={"ge": 1})
+    frame_stack: int = field(default=4, metadata={"ge": 1})
+    noop_max: int = field(default=30, metadata={"ge": 0})
+    terminal_on_life_loss: bool = False
+
+
+@dataclass
+class VecEnvConfig:
+    id: str = "CartPole-v1"  # any Gymnasium id; ALE/... needs the atari extra, Hopper-v5 etc. mujoco
+    kwargs: dict[str, Any] = field(default_factory=dict)  # keyword arguments of gymnasium.make
+    max_episode_steps: int | None = field(default=None, metadata={"ge": 1})  # None: the env's own limit
+    num_envs: int = field(default=1, metadata={"ge": 1})
+    # auto: the env's own vectorised implementation when it has one (CartPole), else sync.
+    vectorization: Literal["auto", "native", "sync", "async"] = "auto"
+    normalize_obs: bool = False  # running mean/std, saved with the checkpoint, frozen at evaluation
+    normalize_reward: bool = False  # divide by the running std of the discounted return
+    reward_clip: float | None = field(default=None, metadata={"gt": 0})  # Atari: 1.0 (scores stay raw in logs)
+    atari: AtariConfig = field(default_factory=AtariConfig)
+
+
+@dataclass
+class DeepTrainConfig:
+    steps: int = field(default=100_000, metadata={"ge": 1})  # environment steps (all sub-environments)
+    log_every: int = field(default=2000, metadata={"ge": 1})
+    eval_every: int = field(default=2000, metadata={"ge": 0})  # 0: only at the end
+    snapshot_every: int = field(default=0, metadata={"ge": 0})  # unused by RL; kept for the loop
+    checkpoint_every: int = field(default=50_000, metadata={"ge": 1})
+    threads: int = field(default=1, metadata={"ge": 0})  # small nets: one thread (DESIGN.md)
+
+
+@dataclass
+class DeepEvalConfig:
+    episodes: int = field(default=10, metadata={"ge": 1})  # deterministic episodes per evaluation
+    seed: int = 2024  # a separate environment and seed, never training's
+    gif: bool = True  # record one evaluation episode to a GIF for the report
+    gif_frames: int = field(default=500, metadata={"ge": 1})
+
+
+@dataclass
+class DQNAgentConfig:
+    lr: float = field(default=1e-4, metadata={"gt": 0})
+    gamma: float = field(default=0.99, metadata={"ge": 0, "le": 1})
+    buffer_size: int = field(default=100_000, metadata={"ge": 1})
+    learning_starts: int = field(default=1000, metadata={"ge": 0})  # environment steps before updates
+    batch_size: int = field(default=64, metadata={"ge": 1})
+    train_freq: int = field(default=4, metadata={"ge": 1})  # vector steps between update phases
+    gradient_steps: int = field(default=1, metadata={"ge": 1})  # updates per phase
+    target_update: int = field(default=1000, metadata={"ge": 1})  # environment steps between target syncs
+    tau: float = field(default=1.0, metadata={"gt": 0, "le": 1})  # 1: hard copy; < 1: Polyak averaging
+    double: bool = True  # Double DQN: the online net picks a', the target net scores it
+    loss: Literal["huber", "mse"] = "huber"
+    max_grad_norm: float | None = field(default=10.0, metadata={"gt": 0})
+    eps_start: float = field(default=1.0, metadata={"ge": 0, "le": 1})
+    eps_end: float = field(default=0.05, metadata={"ge": 0, "le": 1})
+    eps_fraction: float = field(default=0.1, metadata={"gt": 0, "le": 1})  # of train.steps
+    hidden: list[int] = field(default_factory=lambda: [64, 64])
+    save_replay: bool = True  # keep the replay buffer in checkpoints (Atari: false, gigabytes)
+
+
+@dataclass
+class PGAgentConfig:
+    algo: Literal["reinforce", "a2c", "ppo"] = "ppo"
+    lr: float = field(default=3e-4, metadata={"gt": 0})
+    anneal_lr: bool = False  # linear decay to 0 over train.steps
+    optimizer: Literal["adam", "rmsprop"] = "adam"
+    gamma: float = field(default=0.99, metadata={"ge": 0, "le": 1})
+    gae_lambda: float = field(default=0.95, metadata={"ge": 0, "le": 1})  # REINFORCE always uses 1
+    n_steps: int = field(default=128, metadata={"ge": 1})  # per sub-environment per rollout
+    epochs: int = field(default=10, metadata={"ge": 1})  # PPO only; REINFORCE and A2C take one step
+    minibatch_size: int = field(default=64, metadata={"ge": 1})  # PPO only
+    clip: float = field(default=0.2, metadata={"gt": 0})
+    anneal_clip: bool = False  # linear decay of the clip range to 0 (RL Zoo's lin_0.2)
+    clip_value: float | None = field(default=None, metadata={"gt": 0})  # PPO value clipping
+    normalize_advantage: bool = True
+    baseline: bool = True  # REINFORCE: subtract V(s); A2C and PPO always have a critic
+    ent_coef: float = field(default=0.0, metadata={"ge": 0})
+    vf_coef: float = field(default=0.5, metadata={"ge": 0})
+    max_grad_norm: float | None = field(default=0.5, metadata={"gt": 0})
+    hidden: list[int] = field(default_factory=lambda: [64, 64])
+    activation: Literal["tanh", "relu"] = "tanh"
+    log_std_init: float = 0.0  # Gaussian policies
+    ortho_init: bool = True  # orthogonal weights (gain √2, 0.01 for π's head, 1 for V's); false: PyTorch's default
+
+
+def _check_deep(cfg: Any) -> None:
+    from fewlabels.rl.envs.vector import make_single
+
+    if not isinstance(cfg.env.kwargs, dict):
+        raise UserError(f"env.kwargs is {cfg.env.kwargs!r}; expected a mapping of keyword arguments")
+    env = make_single(cfg.env)  # an unknown id or a missing extra is refused before a run directory exists
+    try:
+        cfg.check_spaces(env.observation_space, env.action_space)
+    finally:
+        env.close()
+
+
+@dataclass
+class DQNConfig:
+    EXPERIMENT = "fewlabels.rl.dqn:DQNExperiment"
+    family: Literal["dqn"] = "dqn"
+    name: str = ""
+    seed: int = 0
+    env: VecEnvConfig = field(default_factory=VecEnvConfig)
+    agent: DQNAgentConfig = field(default_factory=DQNAgentConfig)
+    train: DeepTrainConfig = field(default_factory=DeepTrainConfig)
+    eval: DeepEvalConfig = field(default_factory=DeepEvalConfig)
+
+    def validate(self) -> None:
+        _check_deep(self)
+
+    def check_spaces(self, obs_space: Any, action_space: Any) -> None:
+        import gymnasium as gym
+
+        if not isinstance(action_space, gym.spaces.Discrete):
+            raise UserError(f"env.id {self.env.id!r} has continuous actions ({action_space}); DQN needs a "
+                            "Discrete action space: use family pg (PPO) for it, or a discrete env such as "
+                            "CartPole-v1 or ALE/Pong-v5")
+
+
+@dataclass
+class PGConfig:
+    EXPERIMENT = "fewlabels.rl.pg:PGExperiment"
+    family: Literal["pg"] = "pg"
+    name: str = ""
+    seed: int = 0
+    env: VecEnvConfig = field(default_factory=VecEnvConfig)
+    agent: PGAgentConfig = field(default_factory=PGAgentConfig)
+    train: DeepTrainConfig = field(default_factory=DeepTrainConfig)
+    eval: DeepEvalConfig = field(default_factory=DeepEvalConfig)
+
+    def validate(self) -> None:
+        _check_deep(self)
+
+    def check_spaces(self, obs_space: Any, action_space: Any) -> None:
+        import gymnasium as gym
+
+        if not isinstance(action_space, (gym.spaces.Discrete, gym.spaces.Box)):
+            raise UserError(f"env.id {self.env.id!r} has a {type(action_space).__name__} action space; "
+                            "policy gradients here take Discrete or Box actions")

@@ -1,0 +1,177 @@
+"""What DQN and the policy-gradient family share, written once: the vector environment and its
+episode statistics, observation/reward normalisation, evaluation on a separate environment, the
+report (learning curve and a GIF of one episode), and the state that goes into checkpoints.
+
+A subclass adds its networks and optimiser, `train_step`, `act(obs, deterministic)` and
+`_nets_state`/`_load_nets_state`. One `train_step` advances `steps_per_call` environment steps.
+
+Resume: weights, optimiser, normalisers, replay buffer (DQN, unless `agent.save_replay` is
+false), schedules and RNG streams come back from the checkpoint; the episodes that were in
+progress do not (a simulator's state cannot be saved in general), so the environments start
+fresh episodes from a seed derived from the step. The run continues; it is not bitwise the
+uninterrupted run, unlike the GAN and diffusion runs.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fewlabels.errors import UserError
+from fewlabels.rl.envs.vector import EpisodeTracker, make_single, make_vec, run_episodes
+from fewlabels.rl.normalize import ObservationNormalizer, RewardScaler
+
+RECENT_EPISODES = 100  # `ep_return` is the mean of this many finished episodes (as SB3 logs it)
+
+
+class DeepAgent:
+    steps_per_call = 1
+
+    def __init__(self, cfg, device: torch.device):
+        import gymnasium as gym
+
+        self.cfg, self.device = cfg, device
+        e = cfg.env
+        self.envs = make_vec(e, e.num_envs)
+        self.num_envs = e.num_envs
+        self.obs_shape = tuple(self.envs.single_observation_space.shape)
+        self.action_space = self.envs.single_action_space
+        self.discrete = isinstance(self.action_space, gym.spaces.Discrete)
+        self.action_dim = int(self.action_space.n) if self.discrete else int(np.prod(self.action_space.shape))
+        self.pixels = len(self.obs_shape) == 3
+        self.obs_norm = ObservationNormalizer(self.obs_shape) if e.normalize_obs and not self.pixels else None
+        self.reward_scaler = RewardScaler(e.num_envs, cfg.agent.gamma) if e.normalize_reward else None
+        self.tracker = EpisodeTracker(e.num_envs)
+        self.recent: deque = deque(maxlen=RECENT_EPISODES)
+        self.episodes = 0
+        self.env_steps = 0
+        self.obs = self.reset_envs(cfg.seed)
+        self._eval_vec = None
+
+    # ---- acting in the training environments -----------------------------------------
+    def prepare(self, obs: np.ndarray, update: bool) -> np.ndarray:
+        """Observations as the networks see them (normalised when asked; pixels stay uint8)."""
+        return self.obs_norm(obs, update) if self.obs_norm is not None else obs
+
+    def reset_envs(self, seed: int, update: bool = True) -> np.ndarray:
+        obs, _ = self.envs.reset(seed=seed)
+        self.tracker = EpisodeTracker(self.num_envs)
+        return self.prepare(obs, update)
+
+    def step_envs(self, actions: np.ndarray):
+        """One vector step: (next obs as the nets see it, reward to learn from, terminated,
+        truncated, valid). `valid` is False on NEXT_STEP reset steps (not transitions)."""
+        obs, reward, terminated, truncated, _ = self.envs.step(actions)
+        reward = np.asarray(reward, np.float64)
+        valid = self.tracker.step(reward, terminated, truncated)
+        finished = self.tracker.pop()
+        if finished:
+            self.recent.extend(finished)
+            self.episodes += len(finished)
+        self.env_steps += self.num_envs
+        learn = reward.astype(np.float32)
+        if self.cfg.env.reward_clip is not None:
+            learn = np.clip(learn, -self.cfg.env.reward_clip, self.cfg.env.reward_clip)
+        if self.reward_scaler is not None:
+            learn = self.reward_scaler(learn, (terminated | truncated) & valid)
+        return self.prepare(obs, update=True), learn, terminated, truncated, valid
+
+    def episode_logs(self) -> dict[str, float]:
+        if not self.recent:
+            return {}
+        returns, lengths = zip(*self.recent)
+        return {"ep_return": float(np.mean(returns)), "ep_length": float(np.mean(lengths)),
+                "episodes": float(self.episodes)}
+
+    def as_tensor(self, obs: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(obs, device=self.device)
+
+    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    # ---- evaluation --------------------------------------------------------------------
+    def evaluate(self, episodes: int | None = None) -> dict[str, float]:
+        """Mean return of deterministic episodes on a separate, seeded environment. The loop's
+        periodic call logs `eval_return`; `fewlabels evaluate --episodes N` gets DESIGN.md's keys."""
+        n = self.cfg.eval.episodes if episodes is None else int(episodes)
+        if n < 1:
+            raise UserError(f"--episodes is {n}; give a positive number of episodes")
+        if self._eval_vec is None or self._eval_vec.num_envs != n:
+            if self._eval_vec is not None:
+                self._eval_vec.close()
+            self._eval_vec = make_vec(self.cfg.env, n)
+        returns = run_episodes(self._eval_vec, lambda obs: self.act(self.prepare(obs, update=False), True), n,
+                               self.cfg.eval.seed)
+        if episodes is None:
+            return {"eval_return": float(returns.mean()), "eval_return_std": float(returns.std())}
+        return {"mean_return": float(returns.mean()), "std_return": float(returns.std()), "episodes": n}
+
+    def record_gif(self, path: Path) -> Path:
+        """One deterministic evaluation episode rendered to an animated GIF (at most
+        eval.gif_frames frames, every frame of the policy's steps)."""
+        import os
+
+        from PIL import Image
+
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame renders off-screen, without sound
+        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+        env = make_single(self.cfg.env, render_mode="rgb_array")
+        try:
+            obs, _ = env.reset(seed=self.cfg.eval.seed)
+            frames = [env.render()]
+            for _ in range(self.cfg.eval.gif_frames - 1):
+                action = self.act(self.prepare(np.asarray(obs)[None], update=False), True)[0]
+                obs, _, terminated, truncated, _ = env.step(action)
+                frames.append(env.render())
+                if terminated or truncated:
+                    break
+        finally:
+            env.close()
+        images = [Image.fromarray(np.asarray(f)) for f in frames]
+        for im in images:
+            im.thumbnail((320, 320))
+        images[0].save(path, save_all=True, append_images=images[1:], duration=40, loop=0)
+        return path
+
+    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+        raise UserError(f"{self.cfg.name or self.cfg.env.id} is an RL run; `fewlabels sample` is for generative "
+                        "models; use `fewlabels evaluate RUN --episodes N`")
+
+    def snapshot(self, step: int, folder: Path) -> None:
+        pass  # the report draws metrics.jsonl and records its GIF at the end
+
+    def report_sections(self, run) -> list:
+        from fewlabels.rl.deep_report import sections
+
+        return sections(self, run)
+
+    # ---- state -------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        state = {"nets": self._nets_state(), "env_steps": self.env_steps, "episodes": self.episodes,
+                 "recent": [list(r) for r in self.recent]}
+        if self.obs_norm is not None:
+            state["obs_norm"] = self.obs_norm.rms.state_dict()
+        if self.reward_scaler is not None:
+            state["reward_norm"] = self.reward_scaler.rms.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self._load_nets_state(state["nets"])
+        self.env_steps, self.episodes = int(state["env_steps"]), int(state["episodes"])
+        self.recent = deque([(float(r), int(n)) for r, n in state["recent"]], maxlen=RECENT_EPISODES)
+        if self.obs_norm is not None:
+            self.obs_norm.rms.load_state_dict(state["obs_norm"])
+        if self.reward_scaler is not None:
+            self.reward_scaler.rms.load_state_dict(state["reward_norm"])
+        # Fresh episodes from a seed derived from the step (see the module docstring); the
+        # restored normalisation statistics are left exactly as saved.
+        self.obs = self.reset_envs(self.cfg.seed + 1 + self.env_steps, update=False)
+
+    def _nets_state(self) -> dict:
+        raise NotImplementedError
+
+    def _load_nets_state(self, state: dict) -> None:
+        raise NotImplementedError

@@ -1,0 +1,173 @@
+"""Policy gradients, one family: REINFORCE, A2C and PPO share the rollout, the advantage
+estimate and the update; they differ in three lines (see `PGExperiment.update`).
+
+One `train_step` = one rollout of `n_steps` vector steps, then the update(s). Advantages are
+GAE(γ, λ) (Schulman et al. 2016): A_t = Σ_k (γλ)^k δ_{t+k}, δ_t = r_t + γ V(s_{t+1}) (1 - term_t)
+- V(s_t), cut at episode ends; on a truncation V(s_{t+1}) is the value of the true last
+observation (rl/envs/vector.py says why that is what NEXT_STEP autoreset returns).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from fewlabels.checkpoint import model_signature
+from fewlabels.rl.agent import DeepAgent
+from fewlabels.rl.config import PGConfig
+from fewlabels.rl.nets import ActorCritic
+
+
+def gae(rewards: Tensor, values: Tensor, last_value: Tensor, terminated: Tensor, dones: Tensor,
+        gamma: float, lam: float) -> Tensor:
+    """Generalised advantage estimates, (T, N) in and out. values[t] = V(s_t); the value after
+    the last step is last_value. terminated stops bootstrapping; dones (terminated or truncated)
+    stop the sum running into the next episode."""
+    T = rewards.shape[0]
+    adv = torch.zeros_like(rewards)
+    next_adv = torch.zeros_like(last_value)
+    next_value = last_value
+    for t in range(T - 1, -1, -1):
+        delta = rewards[t] + gamma * next_value * (1.0 - terminated[t]) - values[t]
+        next_adv = delta + gamma * lam * (1.0 - dones[t]) * next_adv
+        adv[t] = next_adv
+        next_value = values[t]
+    return adv
+
+
+def policy_loss(algo: str, logp: Tensor, old_logp: Tensor, adv: Tensor, clip: float) -> Tensor:
+    """REINFORCE and A2C: L = -E[log π(a|s) Â] (one step per rollout, so π = π_old).
+    PPO (Schulman et al. 2017): L = -E[min(ρ Â, clip(ρ, 1 - ε, 1 + ε) Â)], ρ = π(a|s) / π_old(a|s)."""
+    if algo != "ppo":
+        return -(logp * adv).mean()
+    ratio = (logp - old_logp).exp()
+    return -torch.min(ratio * adv, ratio.clamp(1.0 - clip, 1.0 + clip) * adv).mean()
+
+
+def value_loss(value: Tensor, old_value: Tensor, returns: Tensor, clip: float | None) -> Tensor:
+    """E[(V(s) - R)^2]; with `clip`, PPO's pessimistic max((V - R)^2, (V_old + clip(V - V_old, ±c) - R)^2)."""
+    loss = (value - returns) ** 2
+    if clip is not None:
+        clipped = old_value + (value - old_value).clamp(-clip, clip)
+        loss = torch.max(loss, (clipped - returns) ** 2)
+    return loss.mean()
+
+
+class PGExperiment(DeepAgent):
+    def __init__(self, cfg: PGConfig, device: torch.device):
+        super().__init__(cfg, device)
+        a = cfg.agent
+        self.steps_per_call = a.n_steps * self.num_envs
+        self.net = ActorCritic(self.obs_shape, self.action_dim, self.discrete, a.hidden, a.activation,
+                               a.log_std_init, a.ortho_init).to(device)
+        if a.optimizer == "rmsprop":  # A2C's original optimiser (SB3's defaults)
+            self.opt = torch.optim.RMSprop(self.net.parameters(), lr=a.lr, alpha=0.99, eps=1e-5)
+        else:
+            self.opt = torch.optim.Adam(self.net.parameters(), lr=a.lr, eps=1e-5, fused=device.type == "cpu")
+        self._params = list(self.net.parameters())
+        self.uses_critic = a.algo != "reinforce" or a.baseline
+        if not self.discrete:
+            self.low = self.action_space.low
+            self.high = self.action_space.high
+
+    # ---- acting --------------------------------------------------------------------------
+    @torch.inference_mode()
+    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        actions = self.net.act(self.as_tensor(obs), deterministic).cpu().numpy()
+        return actions if self.discrete else np.clip(actions, self.low, self.high)
+
+    @torch.no_grad()  # not inference_mode: the rollout's tensors are the update's inputs
+    def rollout(self) -> dict[str, Tensor]:
+        T, N, dev = self.cfg.agent.n_steps, self.num_envs, self.device
+        obs_dtype = torch.uint8 if self.pixels else torch.float32
+        obs_buf = torch.empty((T, N, *self.obs_shape), dtype=obs_dtype, device=dev)
+        act_buf = torch.empty((T, N) if self.discrete else (T, N, self.action_dim),
+                              dtype=torch.long if self.discrete else torch.float32, device=dev)
+        logp_buf, val_buf, rew_buf = (torch.zeros((T, N), device=dev) for _ in range(3))
+        term_buf, done_buf, valid_buf = (torch.zeros((T, N), device=dev) for _ in range(3))
+        obs = self.obs
+        for t in range(T):
+            x = self.as_tensor(obs)
+            action, logp_buf[t], val_buf[t] = self.net.sample(x)
+            obs_buf[t] = x
+            act_buf[t] = action
+            env_action = action.cpu().numpy()
+            if not self.discrete:
+                env_action = np.clip(env_action, self.low, self.high)
+            obs, reward, terminated, truncated, valid = self.step_envs(env_action)
+            rew_buf[t] = torch.from_numpy(reward)
+            term_buf[t] = torch.from_numpy(terminated)
+            done_buf[t] = torch.from_numpy(terminated | truncated)
+            valid_buf[t] = torch.from_numpy(valid)
+        self.obs = obs
+        last_value = self.net.value(self.as_tensor(obs))
+        if not self.uses_critic:  # REINFORCE without a baseline: pure reward-to-go, no bootstrap
+            val_buf.zero_()
+            last_value = torch.zeros_like(last_value)
+        a = self.cfg.agent
+        lam = 1.0 if a.algo == "reinforce" else a.gae_lambda  # λ = 1: Monte Carlo reward-to-go
+        adv = gae(rew_buf, val_buf, last_value, term_buf, done_buf, a.gamma, lam)
+        keep = valid_buf.flatten().bool()  # NEXT_STEP reset steps are not transitions
+        flat = lambda x: x.flatten(0, 1)[keep]  # noqa: E731
+        return {"obs": flat(obs_buf), "actions": flat(act_buf), "logp": flat(logp_buf), "values": flat(val_buf),
+                "advantages": flat(adv), "returns": flat(adv + val_buf)}
+
+    # ---- learning ------------------------------------------------------------------------
+    def train_step(self, step: int) -> dict[str, Tensor | float]:
+        a, total = self.cfg.agent, self.cfg.train.steps
+        remaining = max(0.0, 1.0 - (step - self.steps_per_call) / total)  # SB3's progress_remaining
+        lr = a.lr * remaining if a.anneal_lr else a.lr
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        clip = a.clip * remaining if a.anneal_clip else a.clip
+        batch = self.rollout()
+        logs = self.update(batch, clip)
+        return {**logs, "lr": lr, **self.episode_logs()}
+
+    def update(self, batch: dict[str, Tensor], clip: float) -> dict[str, Tensor]:
+        """PPO: `epochs` passes of shuffled minibatches; REINFORCE and A2C: one step on the rollout."""
+        a = self.cfg.agent
+        n = batch["obs"].shape[0]
+        epochs, size = (a.epochs, a.minibatch_size) if a.algo == "ppo" else (1, n)
+        if a.normalize_advantage and n > 1 and size >= n:  # one minibatch: normalise once
+            adv = batch["advantages"]
+            batch = {**batch, "advantages": (adv - adv.mean()) / (adv.std() + 1e-8)}
+        sums, count = torch.zeros(4), 0
+        for _ in range(epochs):
+            # One minibatch is the whole rollout: a mean over it does not depend on the order.
+            parts = [None] if size >= n else torch.randperm(n, device=self.device).split(size)
+            for idx in parts:
+                mb = batch if idx is None else {k: v[idx] for k, v in batch.items()}
+                adv = mb["advantages"]
+                if a.normalize_advantage and idx is not None and len(idx) > 1:
+                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                logp, entropy, value = self.net.evaluate_actions(mb["obs"], mb["actions"])
+                entropy = entropy.mean()
+                pg = policy_loss(a.algo, logp, mb["logp"], adv, clip)
+                loss = pg - a.ent_coef * entropy
+                vf = value_loss(value, mb["values"], mb["returns"], a.clip_value if a.algo == "ppo" else None) \
+                    if self.uses_critic else torch.zeros(())
+                loss = loss + a.vf_coef * vf
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if a.max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(self._params, a.max_grad_norm, foreach=True)
+                self.opt.step()
+                with torch.no_grad():
+                    kl = (mb["logp"] - logp).mean()  # approx KL(π_old ‖ π)
+                    sums += torch.stack([pg.detach(), vf.detach(), entropy.detach(), kl])
+                count += 1
+        pg, vf, ent, kl = (sums / count).tolist()
+        return {"policy_loss": pg, "value_loss": vf, "entropy": ent, "approx_kl": kl}
+
+    # ---- state ---------------------------------------------------------------------------
+    def signature(self) -> str:
+        return f"{self.cfg.env.id}:{self.cfg.agent.algo}:{model_signature(self.net)}"
+
+    def _nets_state(self) -> dict:
+        return {"net": self.net.state_dict(), "opt": self.opt.state_dict()}
+
+    def _load_nets_state(self, state: dict) -> None:
+        self.net.load_state_dict(state["net"])
+        self.opt.load_state_dict(state["opt"])

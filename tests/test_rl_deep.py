@@ -1,0 +1,230 @@
+"""Deep RL: NEXT_STEP autoreset bookkeeping, GAE's bootstrap on truncation, learning on
+CartPole (PPO, A2C, REINFORCE, DQN), the Atari and MuJoCo pipelines on CPU, resume, evaluation
+and bad inputs."""
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import PYTHON, ROOT, cli_env, train_cmd
+from fewlabels import checkpoint
+from fewlabels import config as configlib
+from fewlabels.cli import main
+from fewlabels.errors import UserError
+from fewlabels.rl.envs.vector import EpisodeTracker, import_extra
+from fewlabels.rl.nets import MLP, _Tanh
+from fewlabels.rl.pg import gae
+from fewlabels.run import RunDir
+from fewlabels.train import open_run, train
+
+
+def config_file(tmp_path, base: str, name: str = "c.yaml", **sections) -> str:
+    cfg = yaml.safe_load((ROOT / "configs" / "rl" / f"{base}.yaml").read_text())
+    for key, value in sections.items():
+        cfg.setdefault(key, {}).update(value)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+def run(tmp_path, base: str, out: str = "run", **sections) -> tuple[dict, list[dict]]:
+    cfg = configlib.load(config_file(tmp_path, base, f"{out}.yaml", **sections))
+    summary = train(cfg, str(tmp_path / out), device="cpu")
+    rows = [json.loads(x) for x in (tmp_path / out / "metrics.jsonl").read_text().splitlines()]
+    return summary, rows
+
+
+def evals(rows):
+    return [r["eval_return"] for r in rows if "eval_return" in r]
+
+
+# ---- plumbing ----------------------------------------------------------------------------
+def test_gae_bootstraps_a_truncated_episode_but_not_a_terminated_one():
+    rewards = torch.ones(2, 2)
+    values = torch.tensor([[0.0, 0.0], [5.0, 5.0]])  # V(s_1) = 5 is the last observation of episode 1
+    last = torch.zeros(2)
+    done = torch.tensor([[1.0, 1.0], [0.0, 0.0]])
+    terminated = torch.tensor([[1.0, 0.0], [0.0, 0.0]])  # env 0 failed; env 1 hit its time limit
+    adv = gae(rewards, values, last, terminated, done, gamma=0.9, lam=1.0)
+    assert adv[0, 0].item() == pytest.approx(1.0)  # r, no bootstrap past a terminal state
+    assert adv[0, 1].item() == pytest.approx(1.0 + 0.9 * 5.0)  # r + γ V(s_last) on truncation
+
+
+def test_gae_with_lambda_one_is_the_discounted_reward_to_go():
+    rewards = torch.tensor([[1.0], [2.0], [3.0]])
+    zeros = torch.zeros(3, 1)
+    adv = gae(rewards, zeros, torch.zeros(1), zeros, zeros, gamma=0.5, lam=1.0)
+    assert adv.flatten().tolist() == pytest.approx([1 + 0.5 * 2 + 0.25 * 3, 2 + 0.5 * 3, 3])
+
+
+def test_episode_tracker_counts_returns_and_masks_next_step_reset_steps():
+    tracker = EpisodeTracker(2)
+    f, t = np.array([False, False]), np.array([True, False])
+    assert tracker.step(np.array([1.0, 1.0]), f, f).all()
+    assert tracker.step(np.array([1.0, 1.0]), t, f).all()  # env 0 ends with return 2
+    valid = tracker.step(np.array([0.0, 1.0]), f, np.array([False, True]))  # env 0 resets; env 1 truncated
+    assert valid.tolist() == [False, True]
+    assert tracker.pop() == [(2.0, 2), (3.0, 3)]
+
+
+def test_fast_tanh_matches_torch_tanh_in_value_and_gradient():
+    x = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_Tanh.apply, (x,))
+    y = torch.linspace(-20, 20, 4001)
+    assert torch.allclose(_Tanh.apply(y), torch.tanh(y), atol=3e-7)
+    net = MLP([4, 64, 64, 2], "tanh")
+    assert net(torch.randn(512, 4)).shape == (512, 2)
+
+
+# ---- learning on CartPole --------------------------------------------------------------------
+def test_ppo_solves_cartpole(tmp_path):
+    summary, rows = run(tmp_path, "cartpole_ppo", train={"steps": 40_000}, eval={"gif": False})
+    assert max(evals(rows)) >= 475
+    assert summary["metrics"]["eval_return"] >= 475
+    rows_with_time = [r for r in rows if "eval_return" in r]
+    assert all(0 < r["eval_seconds"] < r["wall_seconds"] for r in rows_with_time)
+    assert [r["step"] for r in rows_with_time][:2] == [2048, 4096]  # environment steps
+
+
+def test_a2c_learns_cartpole(tmp_path):
+    _, rows = run(tmp_path, "cartpole_a2c", train={"steps": 20_000}, eval={"gif": False})
+    assert max(evals(rows)) >= 200  # a random policy scores about 22
+
+
+def test_reinforce_with_baseline_learns_cartpole(tmp_path):
+    _, rows = run(tmp_path, "cartpole_reinforce", train={"steps": 40_000}, eval={"gif": False})
+    assert max(evals(rows)) >= 80  # a random policy scores about 22; it solves by about 150k steps
+
+
+def test_dqn_learns_cartpole(tmp_path):
+    summary, rows = run(tmp_path, "cartpole_dqn", train={"steps": 12_000}, eval={"gif": False})
+    assert max(evals(rows)) >= 100
+    assert rows[-2]["q_mean"] > 10  # Q estimates grew from zero towards the discounted return
+
+
+# ---- Atari and MuJoCo pipelines -----------------------------------------------------------------
+def test_pong_ppo_pipeline_runs_end_to_end_on_cpu(tmp_path):
+    pytest.importorskip("ale_py")
+    pytest.importorskip("cv2")
+    summary, rows = run(tmp_path, "pong_ppo", out="pong",
+                        env={"num_envs": 2, "vectorization": "sync"},
+                        agent={"n_steps": 64, "minibatch_size": 64, "epochs": 1},
+                        train={"steps": 1024, "eval_every": 0, "log_every": 128},
+                        eval={"episodes": 1, "gif_frames": 20})
+    assert summary["status"] == "completed" and summary["steps"] == 1024  # 4,096 frames (frame skip 4)
+    _, _, exp = open_run(str(tmp_path / "pong"), "cpu")
+    assert exp.obs.shape == (2, 4, 84, 84) and exp.obs.dtype == np.uint8
+    assert -21 <= summary["metrics"]["eval_return"] <= 21
+    assert (tmp_path / "pong" / "samples" / "episode.gif").stat().st_size > 1000
+
+
+def test_pong_dqn_pipeline_keeps_uint8_frames_in_replay(tmp_path):
+    pytest.importorskip("ale_py")
+    cfg = configlib.load(config_file(tmp_path, "pong_dqn", agent={"buffer_size": 600, "learning_starts": 256,
+                                                                  "batch_size": 8},
+                                     train={"steps": 400, "eval_every": 0, "log_every": 100},
+                                     eval={"episodes": 1, "gif": False}))
+    train(cfg, str(tmp_path / "dqn"), device="cpu")
+    _, _, exp = open_run(str(tmp_path / "dqn"), "cpu")
+    assert exp.buffer.obs.dtype == torch.uint8 and exp.buffer.obs.shape[1:] == (4, 84, 84)
+    assert exp.buffer.size == 0  # save_replay: false; the absence is documented in pong_dqn.yaml
+    assert exp.buffer.nbytes == 600 * 2 * 4 * 84 * 84 + 600 * (8 + 4 + 4)
+
+
+def test_hopper_ppo_runs_and_its_normalisation_is_saved_and_used_at_evaluation(tmp_path):
+    pytest.importorskip("mujoco")
+    summary, _ = run(tmp_path, "hopper_ppo", out="hop", agent={"n_steps": 512},
+                     train={"steps": 3072, "eval_every": 0, "log_every": 512}, eval={"episodes": 2, "gif": False})
+    assert summary["status"] == "completed" and np.isfinite(summary["metrics"]["eval_return"])
+    state, _ = checkpoint.load(RunDir(tmp_path / "hop").latest_checkpoint())
+    mean = state["experiment"]["obs_norm"]["mean"]
+    assert mean.shape == (11,) and mean.abs().sum() > 0
+    _, _, exp = open_run(str(tmp_path / "hop"), "cpu")
+    assert torch.allclose(torch.as_tensor(exp.obs_norm.rms.mean), mean.double())
+    again = exp.evaluate()["eval_return"]
+    assert again == pytest.approx(summary["metrics"]["eval_return"], rel=1e-5)  # frozen statistics, same seed
+
+
+# ---- resume, evaluate, bad input -------------------------------------------------------------
+def test_resume_continues_the_run_with_weights_and_replay_buffer(tmp_path, capsys):
+    path = config_file(tmp_path, "cartpole_dqn", train={"steps": 2048, "eval_every": 1024, "log_every": 512,
+                                                        "checkpoint_every": 1024}, eval={"gif": False})
+    out = str(tmp_path / "run")
+    assert main(["train", path, "--out", out, "--device", "cpu"]) == 0
+    state, info = checkpoint.load(RunDir(out).latest_checkpoint())
+    saved = state["experiment"]["nets"]["replay"]["size"]
+    assert 1800 < saved < 2048  # every transition but the NEXT_STEP reset steps
+    assert main(["train", path, "--out", out, "--device", "cpu", "--set", "train.steps=4096"]) == 0
+    assert "resuming" in capsys.readouterr().err
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in rows if "eval_return" in r]
+    assert steps == sorted(steps) and steps[-1] == 4096 and len(steps) == len(set(steps))
+    walls = [r["wall_seconds"] for r in rows]
+    assert walls == sorted(walls)  # the clock continues across the resume
+    _, _, exp = open_run(out, "cpu")
+    assert exp.env_steps == 4096 and saved + 1800 < exp.buffer.size < 4096  # the saved buffer, then more
+
+
+def test_evaluate_cli_gives_mean_return_over_n_episodes(tmp_path, capsys):
+    path = config_file(tmp_path, "cartpole_ppo", train={"steps": 512, "eval_every": 0}, eval={"gif": False})
+    out = str(tmp_path / "run")
+    assert main(["train", path, "--out", out, "--device", "cpu"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", out, "--episodes", "3"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) == {"mean_return", "std_return", "episodes"} and result["episodes"] == 3
+
+
+def cli(args, tmp_path, prelude="pass"):
+    code = f"import sys; {prelude}; from fewlabels.cli import main; sys.exit(main({args!r}))"
+    return subprocess.run([PYTHON, "-c", code], env=cli_env(), capture_output=True, text=True, cwd=tmp_path)
+
+
+@pytest.mark.parametrize("base, sections, phrase", [
+    ("cartpole_ppo", {"env": {"id": "CartPol-v1"}}, "'CartPol-v1' cannot be made"),
+    ("cartpole_dqn", {"env": {"id": "Pendulum-v1"}}, "DQN needs a Discrete action space"),
+    ("cartpole_ppo", {"agent": {"algo": "trpo"}}, "agent.algo"),
+])
+def test_bad_rl_config_is_one_sentence_and_exit_2(tmp_path, base, sections, phrase):
+    path = config_file(tmp_path, base, **sections)
+    out = tmp_path / "run"
+    proc = cli(["train", path, "--out", str(out)], tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert phrase in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not out.exists()  # refused before a run directory is made
+
+
+def test_missing_atari_extra_names_the_extra(tmp_path):
+    path = config_file(tmp_path, "pong_ppo")
+    proc = cli(["train", path, "--out", str(tmp_path / "run")], tmp_path, prelude="sys.modules['ale_py'] = None")
+    assert proc.returncode == 2
+    assert "needs the 'atari' extra" in proc.stderr and "pip install -e '.[atari]'" in proc.stderr
+
+
+def test_import_extra_refuses_a_missing_mujoco(monkeypatch):
+    import importlib
+
+    def missing(name, *a, **k):
+        raise ModuleNotFoundError(name=name)
+
+    monkeypatch.setattr(importlib, "import_module", missing)
+    with pytest.raises(UserError, match="needs the 'mujoco' extra"):
+        import_extra("Hopper-v5")
+
+
+def test_sigterm_mid_run_saves_a_checkpoint_that_resumes(tmp_path):
+    path = config_file(tmp_path, "cartpole_ppo", train={"steps": 200_000, "eval_every": 0, "log_every": 256,
+                                                        "checkpoint_every": 100_000}, eval={"gif": False})
+    out = tmp_path / "run"
+    from conftest import interrupt_mid_run
+
+    stopped = interrupt_mid_run(path, out, log_lines=6)
+    assert 0 < stopped < 200_000
+    proc = subprocess.run(train_cmd(path, out) + ["--set", f"train.steps={stopped + 512}"], env=cli_env(),
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert f"from step {stopped}" in proc.stderr

@@ -1,6 +1,7 @@
-"""CartPole-v1: our PPO and DQN against Stable-Baselines3's, side by side in one run, with RL
-Zoo's tuned hyper-parameters on both sides (configs/rl/cartpole_ppo.yaml and cartpole_dqn.yaml
-carry the same numbers), plus our REINFORCE and A2C.
+"""CartPole-v1: our PPO and DQN against Stable-Baselines3's, side by side in one run. SB3 runs RL
+Zoo's tuned hyper-parameters; we run the same numbers (configs/rl/cartpole_{ppo,dqn}_zoo.yaml,
+like for like) and our CPU-tuned configs (cartpole_ppo.yaml, cartpole_dqn.yaml: fewer, cheaper
+gradient steps per environment step). Plus our REINFORCE and A2C.
 
     pip install -e '.[bench]'              # stable-baselines3, pinned in constraints.txt
     python benchmarks/rl_vs_sb3.py         # 5 seeds each (about 15 minutes on 2 cores)
@@ -37,7 +38,10 @@ from fewlabels.train import train  # noqa: E402
 
 SOLVED = 475.0
 EVAL_EVERY, EVAL_EPISODES = 2000, 10
-OURS = {"ppo": "cartpole_ppo", "dqn": "cartpole_dqn", "a2c": "cartpole_a2c", "reinforce": "cartpole_reinforce"}
+# Ours with the Zoo's exact settings (like for like) and with our CPU-tuned configs.
+OURS = {"ppo": "cartpole_ppo", "ppo_zoo": "cartpole_ppo_zoo", "dqn": "cartpole_dqn", "dqn_zoo": "cartpole_dqn_zoo",
+        "a2c": "cartpole_a2c", "reinforce": "cartpole_reinforce"}
+PEERS = {"ppo": ["ppo_zoo"], "dqn": ["dqn_zoo"]}  # also run SB3 (Zoo settings) and these beside it
 
 
 def first_solved(evals: list[tuple[int, float, float]]) -> tuple[int | None, float | None]:
@@ -127,36 +131,42 @@ def stats(runs: list[dict], key: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--algos", nargs="*", default=["ppo", "dqn", "a2c", "reinforce"], choices=list(OURS))
+    ap.add_argument("--algos", nargs="*", default=["ppo", "dqn", "a2c", "reinforce"],
+                    choices=["ppo", "dqn", "a2c", "reinforce"])
     args = ap.parse_args()
     torch.set_num_threads(1)
     run_ours("ppo", 0, steps=512)  # warm-up: imports and first-call costs paid before timing
     results: dict = {"seeds": args.seeds, "runs": {}}
     rows = []
     for algo in args.algos:
-        ours, theirs = [], []
+        variants = [algo, *PEERS.get(algo, [])]
+        runs: dict[str, list] = {v: [] for v in variants}
+        sb3: list = []
         for seed in range(args.seeds):
-            ours.append(run_ours(algo, seed))
-            line = f"{algo} seed {seed}: ours solved at {ours[-1]['solved_step']} ({ours[-1]['solved_seconds']})"
+            for v in variants:  # interleaved, so a slow spell of the machine hits every side
+                runs[v].append(run_ours(v, seed))
+            line = ", ".join(f"{v} at {runs[v][-1]['solved_step']} ({runs[v][-1]['solved_seconds']})" for v in variants)
             if algo in ("ppo", "dqn"):
-                theirs.append(run_sb3(algo, seed, ours[-1]["steps"]))
-                line += f", SB3 at {theirs[-1]['solved_step']} ({theirs[-1]['solved_seconds']})"
-            print(line, file=sys.stderr, flush=True)
-        results["runs"][algo] = {"ours": ours, "sb3": theirs}
-        for side, runs in (("fewlabels", ours), ("SB3", theirs)):
-            if runs:
-                rows.append({"algorithm": algo, "side": side, "steps to ≥ 475": stats(runs, "solved_step"),
-                             "seconds to ≥ 475": stats(runs, "solved_seconds"),
-                             "final return": stats(runs, "final_return"),
-                             "training steps/s": stats(runs, "steps_per_second")})
-        if theirs:
-            o = [r["solved_seconds"] for r in ours if r["solved_seconds"] is not None]
-            t = [r["solved_seconds"] for r in theirs if r["solved_seconds"] is not None]
-            if o and t:
-                rows[-1]["SB3 median / ours median (seconds)"] = f"{np.median(t) / np.median(o):.2f}x"
+                sb3.append(run_sb3(algo, seed, runs[algo][-1]["steps"]))
+                line += f", SB3 at {sb3[-1]['solved_step']} ({sb3[-1]['solved_seconds']})"
+            print(f"{algo} seed {seed}: {line}", file=sys.stderr, flush=True)
+        results["runs"][algo] = {**runs, "sb3": sb3}
+        sides = [(f"fewlabels ({OURS[v]}.yaml)", runs[v]) for v in variants] + ([("SB3 (Zoo settings)", sb3)] if sb3
+                                                                               else [])
+        sb3_median = np.median([r["solved_seconds"] for r in sb3 if r["solved_seconds"] is not None]) \
+            if any(r["solved_seconds"] is not None for r in sb3) else None
+        for side, rs in sides:
+            n_solved = sum(r["solved_step"] is not None for r in rs)
+            row = {"algorithm": algo, "side": side, "solved": f"{n_solved}/{len(rs)}",
+                   "steps to ≥ 475": stats(rs, "solved_step"), "seconds to ≥ 475": stats(rs, "solved_seconds"),
+                   "final return": stats(rs, "final_return"), "training steps/s": stats(rs, "steps_per_second")}
+            solved = [r["solved_seconds"] for r in rs if r["solved_seconds"] is not None]
+            if sb3_median is not None and solved and not side.startswith("SB3"):
+                row["SB3 median / ours median"] = f"{sb3_median / np.median(solved):.2f}x"
+            rows.append(row)
     print(f"\n## CartPole-v1, {args.seeds} seeds: median (min-max); evaluation time excluded\n")
-    print(markdown(rows, ["algorithm", "side", "steps to ≥ 475", "seconds to ≥ 475", "final return",
-                          "training steps/s", "SB3 median / ours median (seconds)"]))
+    print(markdown(rows, ["algorithm", "side", "solved", "steps to ≥ 475", "seconds to ≥ 475", "final return",
+                          "training steps/s", "SB3 median / ours median"]))
     out = ROOT / "benchmarks" / "results"
     out.mkdir(exist_ok=True)
     results["table"] = rows

@@ -117,7 +117,7 @@ def deep_rl_part(out: Path, quick: bool) -> list[Section]:
     """PPO on CartPole: policy gradients with a deep network, learning curve and one episode."""
     from fewlabels.train import open_run, train
 
-    steps = 4096 if quick else 40_000
+    steps = 4096 if quick else 60_000
     cfg = shipped_config("rl/cartpole_ppo.yaml", [f"train.steps={steps}", "eval.gif_frames=300"])
     print("fewlabels demo: training cartpole_ppo", file=sys.stderr, flush=True)
     summary = train(cfg, str(out / "cartpole_ppo"), device="cpu")

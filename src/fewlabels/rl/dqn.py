@@ -85,23 +85,37 @@ class DQNExperiment(DeepAgent):
         logs: dict = {"epsilon": eps, **self.episode_logs()}
         if self.env_steps <= a.learning_starts or self.buffer.size < a.batch_size:
             return logs
+        # The target net and the buffer do not change during the phase (the target is synced
+        # while acting), so all minibatches and their target-net values come in one go.
+        obs, actions, rewards, next_obs, terminated = self.buffer.sample(a.batch_size * a.gradient_steps)
+        with torch.no_grad():
+            next_q = self.target(next_obs)
+            # Plain DQN's targets depend only on the target net: all of them at once. Double DQN
+            # picks a* with the online net, which changes every step.
+            targets = None if a.double else self.td_target(rewards, terminated, next_q, next_obs)
         total = torch.zeros(2)
-        for _ in range(a.gradient_steps):
-            total += self.update()
+        for i in range(a.gradient_steps):
+            mb = slice(i * a.batch_size, (i + 1) * a.batch_size)
+            y = targets[mb] if targets is not None else self.td_target(rewards[mb], terminated[mb], next_q[mb],
+                                                                        next_obs[mb])
+            total += self.update(obs[mb], actions[mb], y)
         loss, q_mean = (total / a.gradient_steps).tolist()
         return {**logs, "q_loss": loss, "q_mean": q_mean}
 
-    def update(self) -> Tensor:
+    @torch.no_grad()
+    def td_target(self, rewards: Tensor, terminated: Tensor, next_q: Tensor, next_obs: Tensor) -> Tensor:
+        """y = r + γ (1 - terminated) Q_θ⁻(s', a*); next_q = Q_θ⁻(s', ·)."""
         a = self.cfg.agent
-        obs, actions, rewards, next_obs, terminated = self.buffer.sample(a.batch_size)
-        with torch.no_grad():
-            next_q = self.target(next_obs)
-            if a.double:
-                best = self.q(next_obs).argmax(-1, keepdim=True)
-                next_value = next_q.gather(-1, best).squeeze(-1)
-            else:
-                next_value = next_q.max(-1).values
-            y = rewards + a.gamma * (1.0 - terminated) * next_value
+        if a.double:
+            best = self.q(next_obs).argmax(-1, keepdim=True)
+            next_value = next_q.gather(-1, best).squeeze(-1)
+        else:
+            next_value = next_q.max(-1).values
+        return rewards + a.gamma * (1.0 - terminated) * next_value
+
+    def update(self, obs: Tensor, actions: Tensor, y: Tensor) -> Tensor:
+        """One gradient step of ℓ(Q_θ(s, a) - y) on a minibatch."""
+        a = self.cfg.agent
         q = self.q(obs).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
         loss = td_loss(q, y, a.loss)
         self.opt.zero_grad(set_to_none=True)

@@ -14,21 +14,21 @@ import torch
 from torch import Tensor
 
 from fewlabels.checkpoint import model_signature
+from fewlabels.rl import mlp_grad
 from fewlabels.rl.agent import DeepAgent
 from fewlabels.rl.config import PGConfig
 from fewlabels.rl.nets import ActorCritic
 
 
-def gae(rewards: Tensor, values: Tensor, last_value: Tensor, terminated: Tensor, dones: Tensor,
-        gamma: float, lam: float) -> Tensor:
-    """Generalised advantage estimates, (T, N) in and out. values[t] = V(s_t); the value after
-    the last step is last_value. terminated stops bootstrapping; dones (terminated or truncated)
-    stop the sum running into the next episode."""
-    T = rewards.shape[0]
-    adv = torch.zeros_like(rewards)
-    next_adv = torch.zeros_like(last_value)
-    next_value = last_value
-    for t in range(T - 1, -1, -1):
+def gae(rewards: np.ndarray, values: np.ndarray, last_value: np.ndarray, terminated: np.ndarray,
+        dones: np.ndarray, gamma: float, lam: float) -> np.ndarray:
+    """Generalised advantage estimates, (T, N) in and out (NumPy: T small steps of 8 numbers are
+    cheaper there than as torch ops). values[t] = V(s_t); the value after the last step is
+    last_value. terminated stops bootstrapping; dones (terminated or truncated) stop the sum
+    running into the next episode."""
+    adv = np.zeros_like(rewards)
+    next_adv, next_value = np.zeros_like(last_value), last_value
+    for t in range(rewards.shape[0] - 1, -1, -1):
         delta = rewards[t] + gamma * next_value * (1.0 - terminated[t]) - values[t]
         next_adv = delta + gamma * lam * (1.0 - dones[t]) * next_adv
         adv[t] = next_adv
@@ -84,8 +84,9 @@ class PGExperiment(DeepAgent):
         obs_buf = torch.empty((T, N, *self.obs_shape), dtype=obs_dtype, device=dev)
         act_buf = torch.empty((T, N) if self.discrete else (T, N, self.action_dim),
                               dtype=torch.long if self.discrete else torch.float32, device=dev)
-        logp_buf, val_buf, rew_buf = (torch.zeros((T, N), device=dev) for _ in range(3))
-        term_buf, done_buf, valid_buf = (torch.zeros((T, N), device=dev) for _ in range(3))
+        logp_buf, val_buf = torch.zeros((T, N), device=dev), torch.zeros((T, N), device=dev)
+        # Environment outputs stay in NumPy, where they come from; GAE runs there too.
+        rewards, terminated, dones, valid = (np.zeros((T, N), np.float32) for _ in range(4))
         obs = self.obs
         for t in range(T):
             x = self.as_tensor(obs)
@@ -95,20 +96,18 @@ class PGExperiment(DeepAgent):
             env_action = action.cpu().numpy()
             if not self.discrete:
                 env_action = np.clip(env_action, self.low, self.high)
-            obs, reward, terminated, truncated, valid = self.step_envs(env_action)
-            rew_buf[t] = torch.from_numpy(reward)
-            term_buf[t] = torch.from_numpy(terminated)
-            done_buf[t] = torch.from_numpy(terminated | truncated)
-            valid_buf[t] = torch.from_numpy(valid)
+            obs, rewards[t], term, trunc, valid[t] = self.step_envs(env_action)
+            terminated[t], dones[t] = term, term | trunc
         self.obs = obs
-        last_value = self.net.value(self.as_tensor(obs))
-        if not self.uses_critic:  # REINFORCE without a baseline: pure reward-to-go, no bootstrap
-            val_buf.zero_()
-            last_value = torch.zeros_like(last_value)
         a = self.cfg.agent
+        if self.uses_critic:
+            values, last_value = val_buf.cpu().numpy(), self.net.value(self.as_tensor(obs)).cpu().numpy()
+        else:  # REINFORCE without a baseline: pure reward-to-go, no bootstrap
+            val_buf.zero_()
+            values, last_value = np.zeros((T, N), np.float32), np.zeros(N, np.float32)
         lam = 1.0 if a.algo == "reinforce" else a.gae_lambda  # λ = 1: Monte Carlo reward-to-go
-        adv = gae(rew_buf, val_buf, last_value, term_buf, done_buf, a.gamma, lam)
-        keep = valid_buf.flatten().bool()  # NEXT_STEP reset steps are not transitions
+        adv = torch.from_numpy(gae(rewards, values, last_value, terminated, dones, a.gamma, lam)).to(dev)
+        keep = torch.from_numpy(valid.reshape(-1) > 0).to(dev)  # NEXT_STEP reset steps are not transitions
         flat = lambda x: x.flatten(0, 1)[keep]  # noqa: E731
         return {"obs": flat(obs_buf), "actions": flat(act_buf), "logp": flat(logp_buf), "values": flat(val_buf),
                 "advantages": flat(adv), "returns": flat(adv + val_buf)}
@@ -142,24 +141,33 @@ class PGExperiment(DeepAgent):
                 adv = mb["advantages"]
                 if a.normalize_advantage and idx is not None and len(idx) > 1:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                logp, entropy, value = self.net.evaluate_actions(mb["obs"], mb["actions"])
-                entropy = entropy.mean()
-                pg = policy_loss(a.algo, logp, mb["logp"], adv, clip)
-                loss = pg - a.ent_coef * entropy
-                vf = value_loss(value, mb["values"], mb["returns"], a.clip_value if a.algo == "ppo" else None) \
-                    if self.uses_critic else torch.zeros(())
-                loss = loss + a.vf_coef * vf
                 self.opt.zero_grad(set_to_none=True)
-                loss.backward()
+                losses = self.loss_and_grads(mb, adv, clip)
                 if a.max_grad_norm is not None:
                     torch.nn.utils.clip_grad_norm_(self._params, a.max_grad_norm, foreach=True)
                 self.opt.step()
-                with torch.no_grad():
-                    kl = (mb["logp"] - logp).mean()  # approx KL(π_old ‖ π)
-                    sums += torch.stack([pg.detach(), vf.detach(), entropy.detach(), kl])
+                sums += torch.stack(losses)
                 count += 1
         pg, vf, ent, kl = (sums / count).tolist()
         return {"policy_loss": pg, "value_loss": vf, "entropy": ent, "approx_kl": kl}
+
+    def loss_and_grads(self, mb: dict[str, Tensor], adv: Tensor, clip: float) -> tuple[Tensor, ...]:
+        """L = L_π - c_H mean H + c_V L_V on a minibatch: set the gradients, return the detached
+        (L_π, L_V, mean H, approx KL(π_old ‖ π)). Vector observations: the hand-written
+        gradient of rl/mlp_grad.py (same numbers, half the time); pixels: autograd."""
+        a = self.cfg.agent
+        clip_value = a.clip_value if a.algo == "ppo" else None
+        if not self.pixels:
+            return mlp_grad.loss_and_grads(self.net, mb, adv, a.algo, clip, clip_value, a.ent_coef, a.vf_coef,
+                                           self.uses_critic)
+        logp, entropy, value = self.net.evaluate_actions(mb["obs"], mb["actions"])
+        entropy = entropy.mean()
+        pg = policy_loss(a.algo, logp, mb["logp"], adv, clip)
+        vf = value_loss(value, mb["values"], mb["returns"], clip_value) if self.uses_critic else torch.zeros(())
+        (pg - a.ent_coef * entropy + a.vf_coef * vf).backward()
+        with torch.no_grad():
+            kl = (mb["logp"] - logp).mean()
+        return pg.detach(), vf.detach(), entropy.detach(), kl
 
     # ---- state ---------------------------------------------------------------------------
     def signature(self) -> str:

@@ -264,3 +264,26 @@ def test_hand_written_policy_gradient_equals_autograd(discrete, algo, clip_value
         assert torch.allclose(g, p.grad, atol=1e-10, rtol=1e-8), name
     assert ours[0].item() == pytest.approx(pg.item()) and ours[1].item() == pytest.approx(vf.item())
     assert ours[2].item() == pytest.approx(entropy.mean().item())
+
+
+def test_polyak_target_update_moves_tau_of_the_way_and_hard_update_copies(tmp_path):
+    cfg = configlib.load(config_file(tmp_path, "cartpole_dqn", agent={"tau": 0.25}))
+    from fewlabels.rl.dqn import DQNExperiment
+
+    exp = DQNExperiment(cfg, torch.device("cpu"))
+    with torch.no_grad():
+        for p in exp.q.parameters():
+            p.add_(1.0)
+    before = [t.clone() for t in exp.target.parameters()]
+    exp.update_target()
+    for b, t, q in zip(before, exp.target.parameters(), exp.q.parameters()):
+        assert torch.allclose(t, b + 0.25 * (q - b))
+    exp.cfg.agent.tau = 1.0
+    exp.update_target()
+    assert all(torch.equal(t, q) for t, q in zip(exp.target.parameters(), exp.q.parameters()))
+
+
+def test_async_vector_envs_train_like_sync_ones(tmp_path):
+    summary, rows = run(tmp_path, "cartpole_ppo", env={"num_envs": 2, "vectorization": "async"},
+                        train={"steps": 1024, "eval_every": 512, "log_every": 256}, eval={"episodes": 2, "gif": False})
+    assert summary["status"] == "completed" and len(evals(rows)) == 2

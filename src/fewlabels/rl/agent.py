@@ -25,6 +25,7 @@ from fewlabels.rl.envs.vector import EpisodeTracker, make_single, make_vec, run_
 from fewlabels.rl.normalize import ObservationNormalizer, RewardScaler
 
 RECENT_EPISODES = 100  # `ep_return` is the mean of this many finished episodes (as SB3 logs it)
+GIF_FRAMES = 150
 
 
 class DeepAgent:
@@ -110,8 +111,8 @@ class DeepAgent:
         return {"mean_return": float(returns.mean()), "std_return": float(returns.std()), "episodes": n}
 
     def record_gif(self, path: Path) -> Path:
-        """One deterministic evaluation episode rendered to an animated GIF (at most
-        eval.gif_frames frames, every frame of the policy's steps)."""
+        """One deterministic evaluation episode (its first eval.gif_frames steps) rendered to
+        an animated GIF."""
         import os
 
         from PIL import Image
@@ -130,10 +131,13 @@ class DeepAgent:
                     break
         finally:
             env.close()
-        images = [Image.fromarray(np.asarray(f)) for f in frames]
+        # At most GIF_FRAMES frames of at most 240 px, so a 1,000-step MuJoCo episode stays a
+        # few MB inside report.html; the frame time keeps the episode's real pace.
+        every = max(1, -(-len(frames) // GIF_FRAMES))
+        images = [Image.fromarray(np.asarray(f)) for f in frames[::every]]
         for im in images:
-            im.thumbnail((320, 320))
-        images[0].save(path, save_all=True, append_images=images[1:], duration=40, loop=0)
+            im.thumbnail((240, 240))
+        images[0].save(path, save_all=True, append_images=images[1:], duration=40 * every, loop=0)
         return path
 
     def sample(self, n: int, seed: int = 0) -> np.ndarray:

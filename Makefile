@@ -12,6 +12,10 @@ $(STAMP): pyproject.toml constraints.txt
 	# torch first, pinned: an unpinned torch would pull gigabytes of CUDA packages
 	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,atari,mujoco]'
+	# Fashion-MNIST (IDX files) from Debian where the machine allows; its tests skip without it
+	-@test -d /usr/share/datasets/fashion-mnist || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1; } || \
+		echo "note: dataset-fashion-mnist not installed; Fashion-MNIST tests will skip"
 	touch $(STAMP)
 
 demo: $(STAMP)

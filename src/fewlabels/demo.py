@@ -99,6 +99,28 @@ def plots_html(paths) -> str:
     return "".join(img_tag(p) for p in paths if p is not None)
 
 
+def digits_gan_part(out: Path, quick: bool) -> list[Section]:
+    """A DCGAN on the 8x8 digits: adversarial learning on images, scored in a classifier's features."""
+    from fewlabels.train import open_run, train
+    from fewlabels.viz import plots
+
+    steps = 200 if quick else 2000
+    cfg = shipped_config("gan/digits_dcgan.yaml", [f"train.steps={steps}", f"train.eval_every={steps // 2}",
+                                                   f"train.snapshot_every={steps // 4}"])
+    print("fewlabels demo: training digits_dcgan", file=sys.stderr, flush=True)
+    summary = train(cfg, str(out / "digits_dcgan"), device="cpu")
+    _, run, exp = open_run(str(out / "digits_dcgan"), "cpu")
+    m = summary["metrics"]
+    grid = plots.image_grid(exp.sample(48, seed=7), out / "digits_dcgan.png", f"DCGAN samples after {steps} steps")
+    row = {"steps": steps, "Fréchet distance": m.get("fd"), "real-vs-real floor": m.get("real_fd"),
+           "wall s": summary["wall_seconds"]}
+    return [Section("A GAN on images: DCGAN on the 8x8 digits",
+                    text=f"Conv generator and discriminator, non-saturating loss with R1, EMA generator. "
+                         f"Fréchet distance in the features of {m.get('feature_extractor', 'a small classifier')}.",
+                    html=table([row]) + plots_html([grid])
+                    + '<p><a href="digits_dcgan/report.html">digits_dcgan report</a></p>')]
+
+
 def diffusion_part(out: Path, quick: bool) -> list[Section]:
     """DDPM on the swiss roll and grid25, DDIM, and diffusion next to the GAN (same metrics)."""
     from fewlabels.diffusion.demo import diffusion_part as part
@@ -141,6 +163,7 @@ def demo(out: str = "runs/demo", quick: bool = False) -> str:
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     sections = adversarial_part(root, quick)
+    sections += digits_gan_part(root, quick)
     sections += diffusion_part(root, quick)
     sections += gridworld_part(root, quick)
     sections += deep_rl_part(root, quick)

@@ -16,6 +16,7 @@ data is part of a run's saved random state.
 from __future__ import annotations
 
 import gzip
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -198,7 +199,96 @@ def image_file(path: str, holdout_fraction: float = 0.2, seed: int = 0, multiple
     return ImageData(x[train], x[held], *labels, name=p.stem)
 
 
-IMAGE_SETS = ("digits", "fashion_mnist", "mnist", "images")
+# ---- CIFAR-10 (the "python version": pickled batches) -----------------------------------------
+class _ArraysOnly(pickle.Unpickler):
+    """CIFAR-10's batches are pickles of dicts of NumPy arrays; anything else is refused, so a
+    foreign pickle cannot run code while being read."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR batch")
+        return super().find_class(module, name)
+
+
+def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with open(path, "rb") as f:
+            batch = _ArraysOnly(f, encoding="bytes").load()
+        x = np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32)
+        y = np.asarray(batch[b"labels"], np.int64)
+    except Exception as e:
+        raise UserError(f"CIFAR-10 batch {str(path)!r} is corrupt or not a CIFAR-10 python batch "
+                        f"({type(e).__name__}); download cifar-10-python.tar.gz again") from e
+    if len(x) != len(y):
+        raise UserError(f"CIFAR-10 batch {str(path)!r} has {len(x)} images but {len(y)} labels")
+    return x, y
+
+
+def cifar10(root: str | None, limit: int | None = None) -> ImageData:
+    """CIFAR-10 from the folder of its python batches (data_batch_1..5, test_batch)."""
+    folder = Path(root or "cifar-10-batches-py")
+    if not folder.is_dir():
+        raise UserError(f"data.root {str(folder)!r} does not exist; set it to the cifar-10-batches-py folder "
+                        "of cifar-10-python.tar.gz (this project downloads nothing)")
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    missing = [n for n in names if not (folder / n).is_file()]
+    if missing:
+        raise UserError(f"data.root {str(folder)!r} has no {missing[0]}; it must hold data_batch_1..5 and test_batch")
+    train = [_cifar_batch(folder / n) for n in names[:5]]
+    x, y = np.concatenate([b[0] for b in train])[:limit], np.concatenate([b[1] for b in train])[:limit]
+    tx, ty = _cifar_batch(folder / "test_batch")
+    src = str(folder)
+    return ImageData(to_unit_range(x, src), to_unit_range(tx[:limit], src), y, ty[:limit], name="cifar10")
+
+
+# ---- a folder of image files (Pillow) --------------------------------------------------------
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+
+
+def image_folder(path: str, holdout_fraction: float = 0.2, seed: int = 0) -> ImageData:
+    """Every image file under `path`. With class subfolders (path/cat/1.png, path/dog/2.png) the
+    subfolder is the label, as torchvision's ImageFolder has it. All images must have one size;
+    all greyscale gives 1 channel, otherwise RGB."""
+    from PIL import Image, UnidentifiedImageError
+
+    root = Path(path)
+    if not root.is_dir():
+        raise UserError(f"data.path {path!r} is not a folder; give a folder of image files (png, jpg, ...)")
+    files = sorted(f for f in root.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+    if not files:
+        raise UserError(f"data.path {path!r} holds no images (looked for {', '.join(IMAGE_SUFFIXES)} files, "
+                        "also in subfolders)")
+    images, size, first = [], None, None
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                im.load()
+                images.append(im.copy())
+        except (UnidentifiedImageError, OSError) as e:
+            raise UserError(f"image {str(f)!r} is corrupt or not an image ({type(e).__name__}); remove it") from e
+        if size is None:
+            size, first = images[-1].size, f
+        elif images[-1].size != size:
+            raise UserError(f"data.path {path!r} mixes image sizes: {str(first)!r} is {size[0]}x{size[1]}, "
+                            f"{str(f)!r} is {images[-1].size[0]}x{images[-1].size[1]}; resize them to one size")
+    grey = all(im.mode in ("L", "1", "I;16", "I") for im in images)
+    x = np.stack([np.asarray(im.convert("L" if grey else "RGB")) for im in images])
+    x = x[:, None] if grey else x.transpose(0, 3, 1, 2)
+    classes = sorted({f.parent.relative_to(root).as_posix() for f in files})
+    y = np.array([classes.index(f.parent.relative_to(root).as_posix()) for f in files]) if len(classes) > 1 else None
+    x = to_unit_range(as_nchw(x, f"data.path {path!r}"), f"data.path {path!r}")
+    perm = np.random.default_rng(seed).permutation(len(x))
+    n_held = max(1, int(round(holdout_fraction * len(x))))
+    held, train = perm[:n_held], perm[n_held:]
+    labels = (y[train], y[held]) if y is not None else (None, None)
+    return ImageData(x[train], x[held], *labels, name=root.name)
+
+
+IMAGE_SETS = ("digits", "fashion_mnist", "mnist", "cifar10", "images", "folder")
 
 
 def make_images(name: str, path: str | None = None, root: str | None = None, seed: int = 0,
@@ -208,8 +298,12 @@ def make_images(name: str, path: str | None = None, root: str | None = None, see
         data = digits(seed=seed)
     elif name in IDX_DEFAULT_ROOTS:
         data = idx_dataset(name, root, limit)
+    elif name == "cifar10":
+        data = cifar10(root, limit)
     elif name == "images":
         return image_file(path, seed=seed, multiple=multiple)
+    elif name == "folder":
+        data = image_folder(path, seed=seed)
     else:
         raise UserError(f"image dataset {name!r} is unknown; valid: {', '.join(IMAGE_SETS)}")
     as_nchw(data.train, name, multiple)

@@ -7,33 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from fewlabels.data.config import IMAGE_SETS, POINT_SETS, DataConfig  # noqa: F401 (re-exported)
 from fewlabels.errors import UserError
-
-POINT_SETS = ("ring8", "grid25", "swissroll", "moons", "circle", "file")
-IMAGE_SETS = ("digits", "fashion_mnist", "mnist", "images")
-
-
-@dataclass
-class DataConfig:
-    name: Literal["ring8", "grid25", "swissroll", "moons", "circle", "file",
-                  "digits", "fashion_mnist", "mnist", "images"] = "swissroll"
-    path: str | None = None  # name: file (points, .npy/.csv (N, D)) or images (.npy/.npz (N, C, H, W))
-    root: str | None = None  # fashion_mnist/mnist: folder of IDX files (default /usr/share/datasets/...)
-    limit: int | None = field(default=None, metadata={"ge": 2})  # fashion_mnist/mnist: first N images only
-
-    @property
-    def is_image(self) -> bool:
-        return self.name in IMAGE_SETS
-
-    def validate(self) -> None:
-        if self.name in ("file", "images") and not self.path:
-            raise UserError(f"data.name is {self.name!r} but data.path is empty; give a file to train on")
-        if self.path and self.name not in ("file", "images"):
-            raise UserError(f"data.path is set but data.name is {self.name!r}; set data.name: file (points) "
-                            "or images to train on it")
-        if self.root and self.name not in ("fashion_mnist", "mnist"):
-            raise UserError(f"data.root is set but data.name is {self.name!r}; it is the IDX folder of "
-                            "fashion_mnist or mnist")
 
 
 @dataclass

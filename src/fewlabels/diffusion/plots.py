@@ -6,17 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fewlabels.viz.plots import plt, save
-
-
-def _image(ax, img: np.ndarray) -> None:
-    """One (C, H, W) image in [-1, 1]."""
-    img = np.clip((img + 1) / 2, 0, 1)
-    if img.shape[0] == 1:
-        ax.imshow(img[0], cmap="gray", vmin=0, vmax=1)
-    else:
-        ax.imshow(img.transpose(1, 2, 0))
-    ax.axis("off")
+from fewlabels.viz.plots import image_grid, image_snapshots, plt, save, show_image  # noqa: F401
 
 
 def point_strip(strip: dict[int, np.ndarray], bounds: tuple[float, float], path: Path, title: str,
@@ -46,21 +36,9 @@ def image_strip(strip: dict[int, np.ndarray], path: Path, title: str) -> Path:
     fig, axes = plt.subplots(rows, len(ts), figsize=(1.1 * len(ts), 1.1 * rows + 0.4), squeeze=False)
     for j, t in enumerate(ts):
         for i in range(rows):
-            _image(axes[i, j], strip[t][i])
+            show_image(axes[i, j], strip[t][i])
         axes[0, j].set_title(f"t = {t}", fontsize=8)
     fig.suptitle(title, fontsize=10)
-    return save(fig, path)
-
-
-def image_grid(images: np.ndarray, path: Path, title: str = "", columns: int = 8) -> Path:
-    rows = (len(images) + columns - 1) // columns
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.9, rows * 0.9 + 0.3), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, img in zip(axes.flat, images):
-        _image(ax, img)
-    if title:
-        fig.suptitle(title, fontsize=10)
     return save(fig, path)
 
 
@@ -82,23 +60,5 @@ def point_snapshots(snapshots: list[dict], real: np.ndarray, bounds: tuple[float
         ax.set_aspect("equal")
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(f"step {int(s['step'])}", fontsize=9)
-    return save(fig, path)
-
-
-def image_snapshots(snapshots: list[dict], path: Path, columns: int = 5, per: int = 16) -> Path | None:
-    """A 4x4 block of samples at several training steps."""
-    if not snapshots:
-        return None
-    if len(snapshots) > columns:
-        idx = np.unique(np.linspace(0, len(snapshots) - 1, columns).round().astype(int))
-        snapshots = [snapshots[i] for i in idx]
-    fig, axes = plt.subplots(1, len(snapshots), figsize=(2.4 * len(snapshots), 2.6), squeeze=False)
-    for ax, s in zip(axes.flat, snapshots):
-        imgs = s["samples"][:per]
-        side = int(np.sqrt(len(imgs)))
-        C, H, W = imgs.shape[1:]
-        tile = imgs[: side * side].reshape(side, side, C, H, W).transpose(2, 0, 3, 1, 4).reshape(C, side * H, side * W)
-        _image(ax, tile)
         ax.set_title(f"step {int(s['step'])}", fontsize=9)
     return save(fig, path)

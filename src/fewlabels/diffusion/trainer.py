@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from fewlabels.checkpoint import model_signature
+from fewlabels.data.config import make_data
 from fewlabels.diffusion import samplers
 from fewlabels.diffusion.config import DiffusionConfig, SamplerConfig
 from fewlabels.diffusion.losses import simple_loss
@@ -25,13 +26,7 @@ STRIP_T = (0, 50, 100, 200, 400, 600, 1000)  # times shown in the strips, for T 
 
 
 def build_data(cfg: DiffusionConfig):
-    d = cfg.data
-    if d.is_image:
-        from fewlabels.data.images import make_images
-        return make_images(d.name, d.path, d.root, seed=cfg.seed, multiple=2 ** (len(cfg.model.mults) - 1),
-                           limit=d.limit)
-    from fewlabels.data.toy2d import make_points
-    return make_points(d.name, d.path, seed=cfg.seed)
+    return make_data(cfg.data, cfg.seed, multiple=2 ** (len(cfg.model.mults) - 1))
 
 
 def build_model(cfg: DiffusionConfig, data) -> nn.Module:

@@ -5,27 +5,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from fewlabels.data.config import DataConfig as SharedDataConfig
 from fewlabels.errors import UserError
 
 
 @dataclass
-class DataConfig:
-    name: Literal["ring8", "grid25", "swissroll", "moons", "circle", "file"] = "grid25"
-    path: str | None = None  # with name: file, a .npy or .csv of shape (N, D)
+class DataConfig(SharedDataConfig):
+    """2D points (ring8, grid25, ...) or images (digits, fashion_mnist, mnist, cifar10, images: a
+    .npy/.npz, folder: image files)."""
 
-    def validate(self) -> None:
-        if self.name == "file" and not self.path:
-            raise UserError("data.name is 'file' but data.path is empty; give a .npy or .csv path")
-        if self.path and self.name != "file":
-            raise UserError(f"data.path is set but data.name is {self.name!r}; set data.name: file to train on it")
+    name: Literal["ring8", "grid25", "swissroll", "moons", "circle", "file",
+                  "digits", "fashion_mnist", "mnist", "cifar10", "images", "folder"] = "grid25"
 
 
 @dataclass
 class ModelConfig:
+    name: Literal["mlp", "dcgan"] = "mlp"  # mlp for points, dcgan for images
     z_dim: int = field(default=2, metadata={"ge": 1})
     width: int = field(default=128, metadata={"ge": 1})
     depth: int = field(default=3, metadata={"ge": 1})  # hidden layers
-    activation: Literal["relu", "leaky_relu", "silu", "tanh"] = "relu"
+    activation: Literal["relu", "leaky_relu", "silu", "tanh"] = "relu"  # mlp
+    channels: int = field(default=64, metadata={"ge": 1})  # dcgan: channels at full resolution
 
 
 @dataclass
@@ -70,6 +70,7 @@ class TrainConfig:
 class EvalConfig:
     samples: int = field(default=2500, metadata={"ge": 10})  # mixture metrics (PacGAN protocol)
     emd_points: int = field(default=1000, metadata={"ge": 10})  # exact EMD, n vs n
+    classifier: str | None = None  # images: weights of the feature classifier; null: train it (digits)
 
 
 @dataclass
@@ -86,6 +87,11 @@ class GANConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def validate(self) -> None:
+        want = "dcgan" if self.data.is_image else "mlp"
+        if self.model.name != want:
+            kind = "images" if self.data.is_image else "points"
+            raise UserError(f"model.name is {self.model.name!r} but data.name {self.data.name!r} holds {kind}; "
+                            f"use model.name: {want}")
         if self.loss.name == "wasserstein" and self.loss.constraint == "none":
             raise UserError("loss.name is 'wasserstein' but loss.constraint is 'none'; the critic must be "
                             "kept Lipschitz: valid constraints are clip, gp, sn")

@@ -1,8 +1,10 @@
-"""Networks for low-dimensional data: plain MLPs for both players."""
+"""The two players: plain MLPs for low-dimensional data, DCGAN-style convolutional nets for images."""
 
 from __future__ import annotations
 
 from torch import nn
+
+from fewlabels.errors import UserError
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "silu": nn.SiLU, "tanh": nn.Tanh}
 
@@ -15,3 +17,55 @@ def mlp(in_dim: int, out_dim: int, width: int, depth: int, activation: str = "re
         d = width
     layers.append(nn.Linear(d, out_dim))
     return nn.Sequential(*layers)
+
+
+# ---- images: DCGAN-style (Radford et al. 2016) ----------------------------------------------
+def upsamplings(side: int, where: str = "data") -> int:
+    """How many 2x steps lead from a 4x4 (or 7x7) start to `side`: 8 -> 1, 28 -> 2, 32 -> 3."""
+    k, s = 0, side
+    while s > 7 and s % 2 == 0:
+        s, k = s // 2, k + 1
+    if s not in (4, 7) or k == 0:
+        raise UserError(f"{where} has {side}x{side} images; the DCGAN networks need sides 4·2^k or 7·2^k "
+                        "(8, 16, 28, 32, 64, ...)")
+    return k
+
+
+class DCGANGenerator(nn.Module):
+    """z -> Linear -> (width, s, s) -> k x [ConvTranspose 4x4 stride 2, BatchNorm, ReLU] -> Conv 3x3
+    -> tanh: images in [-1, 1]. Channels halve at each doubling, down to `channels`."""
+
+    def __init__(self, z_dim: int, shape: tuple[int, int, int], channels: int = 64):
+        super().__init__()
+        c_out, side = shape[0], shape[1]
+        k = upsamplings(side)
+        self.start, self.width = side >> k, channels * 2 ** k
+        self.fc = nn.Sequential(nn.Linear(z_dim, self.width * self.start ** 2), nn.ReLU())
+        layers, w = [], self.width
+        for _ in range(k):
+            layers += [nn.ConvTranspose2d(w, w // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(w // 2), nn.ReLU()]
+            w //= 2
+        layers += [nn.Conv2d(w, c_out, 3, 1, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z):
+        return self.net(self.fc(z).view(-1, self.width, self.start, self.start))
+
+
+class DCGANDiscriminator(nn.Module):
+    """x -> Conv 3x3 -> k x [Conv 4x4 stride 2, LeakyReLU 0.2] -> Linear -> one logit (or critic
+    value). No batch norm: its cross-sample coupling breaks the gradient penalty and R1."""
+
+    def __init__(self, shape: tuple[int, int, int], channels: int = 64):
+        super().__init__()
+        c_in, side = shape[0], shape[1]
+        k = upsamplings(side)
+        layers, w = [nn.Conv2d(c_in, channels, 3, 1, 1), nn.LeakyReLU(0.2)], channels
+        for _ in range(k):
+            layers += [nn.Conv2d(w, w * 2, 4, 2, 1), nn.LeakyReLU(0.2)]
+            w *= 2
+        layers += [nn.Flatten(), nn.Linear(w * (side >> k) ** 2, 1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x)

@@ -8,10 +8,29 @@ from fewlabels.report import Section, table
 from fewlabels.viz import plots
 
 
+def image_sections(exp, run, rows: list[dict], snaps: list[dict]) -> list[Section]:
+    out = []
+    fig = plots.image_snapshots(snaps, run.samples / "snapshots.png")
+    if fig:
+        out.append(Section("Samples over training", image=fig, text="16 samples of the EMA generator at each step."))
+    grid = plots.image_grid(exp.sample(64, seed=7), run.samples / "samples.png", "64 samples (EMA generator)")
+    out.append(Section("Samples", image=grid))
+    evals = [r for r in rows if "fd" in r]
+    if evals:
+        out.append(Section("Fréchet distance", html=table(evals, ["step", "fd", "real_fd", "confident_percent",
+                                                                   "real_confident_percent"]),
+                           text=f"Features: {evals[-1].get('feature_extractor', '')}; real_fd is real training "
+                                "images against the same held-out images (the floor)."))
+    return out
+
+
 def sections(exp, run) -> list[Section]:
     rows = run.read_metrics()
     out = []
     snaps = [dict(np.load(p)) for p in sorted(run.samples.glob("snapshot_*.npz"))]
+    if exp.is_image:
+        return image_sections(exp, run, rows, snaps) + [
+            Section("Losses", image=plots.curves(rows, ["loss_d", "loss_g"], run.samples / "losses.png", "losses"))]
     heat = "D(x)" if exp.cfg.loss.name in ("minimax", "nonsaturating") else "critic f(x)"
     fig = plots.snapshot_grid(snaps, exp.data.holdout(1000), run.samples / "snapshots.png", heat_label=heat)
     if fig:

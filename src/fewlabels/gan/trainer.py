@@ -1,5 +1,5 @@
-"""The adversarial game on low-dimensional data: one alternating step for every loss and
-Lipschitz constraint of the lecture. The generic loop (fewlabels.train) does the rest."""
+"""The adversarial game, on points (MLPs) or images (DCGAN-style nets): one alternating step for
+every loss and Lipschitz constraint of the lecture. The generic loop (fewlabels.train) does the rest."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import torch
 from torch import Tensor, nn
 
 from fewlabels.checkpoint import model_signature
-from fewlabels.data.toy2d import make_points
+from fewlabels.data.config import make_data
 from fewlabels.gan.config import GANConfig
 from fewlabels.gan.lipschitz import add_spectral_norm, clip_weights_, gradient_penalty, r1_penalty
 from fewlabels.gan.losses import LOSSES
-from fewlabels.gan.nets import mlp
+from fewlabels.gan.nets import DCGANDiscriminator, DCGANGenerator, mlp
 from fewlabels.metrics.distances import emd
 from fewlabels.metrics.mixture import mode_metrics
 
@@ -31,10 +31,15 @@ def _set_requires_grad(params: list[Tensor], flag: bool) -> None:
 class GANExperiment:
     def __init__(self, cfg: GANConfig, device: torch.device):
         self.cfg, self.device = cfg, device
-        self.data = make_points(cfg.data.name, cfg.data.path, seed=cfg.seed)
-        m, dim = cfg.model, self.data.dim
-        self.G = mlp(m.z_dim, dim, m.width, m.depth, m.activation).to(device)
-        self.D = mlp(dim, 1, m.width, m.depth, m.activation)
+        self.data = make_data(cfg.data, cfg.seed)
+        self.is_image = cfg.data.is_image
+        m = cfg.model
+        if self.is_image:
+            self.G = DCGANGenerator(m.z_dim, self.data.shape, m.channels).to(device)
+            self.D = DCGANDiscriminator(self.data.shape, m.channels)
+        else:
+            self.G = mlp(m.z_dim, self.data.dim, m.width, m.depth, m.activation).to(device)
+            self.D = mlp(self.data.dim, 1, m.width, m.depth, m.activation)
         if cfg.loss.constraint == "sn":
             add_spectral_norm(self.D)
         self.D.to(device)
@@ -47,9 +52,13 @@ class GANExperiment:
         self._d_params = list(self.D.parameters())
         self._g_params = list(self.G.parameters())
         self._ema_params = list(self.G_ema.parameters()) if self.G_ema is not None else []
+        # Batch-norm running statistics are copied into the EMA generator, not averaged.
+        self._g_buffers = list(self.G.buffers())
+        self._ema_buffers = list(self.G_ema.buffers()) if self.G_ema is not None else []
         # All training randomness (data, z, GP's ε) comes from this stream; its state is checkpointed.
         self.gen = torch.Generator(device).manual_seed(cfg.seed)
         self._real_floor: dict | None = None
+        self._features = None
 
     def _optimizer(self, net: nn.Module, lr: float) -> torch.optim.Optimizer:
         o = self.cfg.optim
@@ -88,6 +97,8 @@ class GANExperiment:
             decay = min(cfg.train.ema, (1 + step) / (10 + step))
             with torch.no_grad():
                 torch._foreach_lerp_(self._ema_params, self._g_params, 1 - decay)
+                if self._ema_buffers:
+                    torch._foreach_copy_(self._ema_buffers, self._g_buffers)
         logs["loss_g"] = loss_g.detach()
         return logs
 
@@ -152,24 +163,55 @@ class GANExperiment:
 
     @torch.inference_mode()
     def sample(self, n: int, seed: int = EVAL_SEED) -> np.ndarray:
+        """n samples in data space: points (n, D) or images (n, C, H, W) in [-1, 1]."""
         g = torch.Generator(self.device).manual_seed(seed)
         z = torch.randn(n, self.cfg.model.z_dim, generator=g, device=self.device)
-        return self.sampler(z).float().cpu().numpy()
+        net = self.sampler
+        was_training = net.training
+        net.eval()  # batch norm from running statistics: a sample does not depend on its batch
+        try:
+            return net(z).float().cpu().numpy()
+        finally:
+            net.train(was_training)
 
     def real_floor(self) -> dict[str, float]:
         """The same metrics for real data against real data: the best a model can score."""
         if self._real_floor is None:
             e = self.cfg.eval
-            real = self.data.holdout(e.samples + e.emd_points, seed=EVAL_SEED + 1)
-            held = self.data.holdout(e.emd_points)
-            floor = {"emd": emd(real[: e.emd_points], held)}
-            if self.data.modes is not None:
-                floor.update(mode_metrics(real[-e.samples:], self.data.modes, self.data.mode_std))
+            if self.is_image:
+                n = self._fd_points()
+                floor = self.features.scores(self.data.real(n, seed=EVAL_SEED + 1), self.data.holdout(n)) \
+                    if self.features is not None else {}
+            else:
+                real = self.data.holdout(e.samples + e.emd_points, seed=EVAL_SEED + 1)
+                held = self.data.holdout(e.emd_points)
+                floor = {"emd": emd(real[: e.emd_points], held)}
+                if self.data.modes is not None:
+                    floor.update(mode_metrics(real[-e.samples:], self.data.modes, self.data.mode_std))
             self._real_floor = {f"real_{k}": v for k, v in floor.items()}
         return self._real_floor
 
+    def _fd_points(self) -> int:
+        return min(self.cfg.eval.samples, len(self.data.held))
+
+    @property
+    def features(self):
+        """Images: the feature extractor of the Fréchet distance (a small classifier of this dataset)."""
+        if self._features is None:
+            from fewlabels.metrics.classifier import ClassifierFeatures
+            self._features = ClassifierFeatures.for_data(self.data, self.cfg.eval.classifier, self.device)
+        return self._features
+
     def evaluate(self) -> dict[str, float]:
         e = self.cfg.eval
+        if self.is_image:
+            if self.features is None:  # images without labels and no classifier file
+                return {}
+            n = self._fd_points()
+            out = self.features.scores(self.sample(n), self.data.holdout(n))
+            out.update(self.real_floor())
+            out["feature_extractor"] = self.features.description
+            return out
         fake = self.sample(max(e.samples, e.emd_points))
         out = {"emd": emd(fake[: e.emd_points], self.data.holdout(e.emd_points))}
         if self.data.modes is not None:
@@ -179,7 +221,10 @@ class GANExperiment:
 
     @torch.inference_mode()
     def snapshot(self, step: int, folder: Path) -> None:
-        """Samples and D's landscape at this step, for the report's grid over training."""
+        """Samples (and for 2D data D's landscape) at this step, for the report's grid over training."""
+        if self.is_image:
+            np.savez(folder / f"snapshot_{step:09d}.npz", step=step, samples=self.sample(64, seed=EVAL_SEED + 2))
+            return
         if self.data.dim != 2:
             return
         pts = self.sample(1000, seed=EVAL_SEED + 2)

@@ -72,3 +72,43 @@ def scatter_compare(panels: list[tuple[str, np.ndarray]], real: np.ndarray, path
         ax.set_aspect("equal")
         ax.set_title(title, fontsize=9)
     return save(fig, path)
+
+
+def show_image(ax, img: np.ndarray) -> None:
+    """One (C, H, W) image in [-1, 1]."""
+    img = np.clip((img + 1) / 2, 0, 1)
+    if img.shape[0] == 1:
+        ax.imshow(img[0], cmap="gray", vmin=0, vmax=1)
+    else:
+        ax.imshow(img.transpose(1, 2, 0))
+    ax.axis("off")
+
+
+def image_grid(images: np.ndarray, path: Path, title: str = "", columns: int = 8) -> Path:
+    rows = (len(images) + columns - 1) // columns
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.9, rows * 0.9 + 0.3), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img in zip(axes.flat, images):
+        show_image(ax, img)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save(fig, path)
+
+
+def image_snapshots(snapshots: list[dict], path: Path, columns: int = 5, per: int = 16) -> Path | None:
+    """A 4x4 block of samples at several training steps."""
+    if not snapshots:
+        return None
+    if len(snapshots) > columns:
+        idx = np.unique(np.linspace(0, len(snapshots) - 1, columns).round().astype(int))
+        snapshots = [snapshots[i] for i in idx]
+    fig, axes = plt.subplots(1, len(snapshots), figsize=(2.4 * len(snapshots), 2.6), squeeze=False)
+    for ax, s in zip(axes.flat, snapshots):
+        imgs = s["samples"][:per]
+        side = int(np.sqrt(len(imgs)))
+        C, H, W = imgs.shape[1:]
+        tile = imgs[: side * side].reshape(side, side, C, H, W).transpose(2, 0, 3, 1, 4).reshape(C, side * H, side * W)
+        show_image(ax, tile)
+        ax.set_title(f"step {int(s['step'])}", fontsize=9)
+    return save(fig, path)

@@ -1,0 +1,47 @@
+"""The data section of a config, shared by the GAN and diffusion families: 2D point sets and
+image sets, and `make_data`, which builds either."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from fewlabels.errors import UserError
+
+POINT_SETS = ("ring8", "grid25", "swissroll", "moons", "circle", "file")
+IMAGE_SETS = ("digits", "fashion_mnist", "mnist", "cifar10", "images", "folder")
+
+
+@dataclass
+class DataConfig:
+    name: Literal["ring8", "grid25", "swissroll", "moons", "circle", "file",
+                  "digits", "fashion_mnist", "mnist", "cifar10", "images", "folder"] = "swissroll"
+    # file: points (.npy/.csv (N, D)); images: .npy/.npz (N, C, H, W); folder: image files (Pillow)
+    path: str | None = None
+    # fashion_mnist/mnist: folder of IDX files (default /usr/share/datasets/...); cifar10: cifar-10-batches-py
+    root: str | None = None
+    limit: int | None = field(default=None, metadata={"ge": 2})  # fashion_mnist/mnist/cifar10: first N only
+
+    @property
+    def is_image(self) -> bool:
+        return self.name in IMAGE_SETS
+
+    def validate(self) -> None:
+        if self.name in ("file", "images", "folder") and not self.path:
+            raise UserError(f"data.name is {self.name!r} but data.path is empty; give a file or folder to train on")
+        if self.path and self.name not in ("file", "images", "folder"):
+            raise UserError(f"data.path is set but data.name is {self.name!r}; set data.name: file (points), "
+                            "images (.npy/.npz) or folder (image files) to train on it")
+        if self.root and self.name not in ("fashion_mnist", "mnist", "cifar10"):
+            raise UserError(f"data.root is set but data.name is {self.name!r}; it is the dataset folder of "
+                            "fashion_mnist, mnist or cifar10")
+
+
+def make_data(d: DataConfig, seed: int, multiple: int = 1):
+    """Points (data.toy2d) or images (data.images) as `d` describes; image sides must be
+    divisible by `multiple` (a network's downsampling)."""
+    if d.is_image:
+        from fewlabels.data.images import make_images
+        return make_images(d.name, d.path, d.root, seed=seed, multiple=multiple, limit=d.limit)
+    from fewlabels.data.toy2d import make_points
+    return make_points(d.name, d.path, seed=seed)

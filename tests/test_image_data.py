@@ -1,0 +1,65 @@
+"""Image data for GANs and diffusion: CIFAR-10 python batches and folders of image files, made
+small by the tests; every bad input is one sentence naming the file."""
+
+import pickle
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fewlabels.data.images import cifar10, image_folder, make_images
+from fewlabels.errors import UserError
+
+
+def write_cifar(root, n=6):
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"labels": list(rng.integers(0, 10, n))}
+        with open(root / name, "wb") as f:
+            pickle.dump(batch, f)
+    return root
+
+
+def test_cifar10_batches_load_as_rgb_32x32_in_unit_range_with_labels(tmp_path):
+    data = cifar10(str(write_cifar(tmp_path / "cifar-10-batches-py")))
+    assert data.train.shape == (30, 3, 32, 32) and data.held.shape == (6, 3, 32, 32)
+    assert data.train.min() >= -1 and data.train.max() <= 1 and data.train_labels.shape == (30,)
+
+
+def test_a_cifar_batch_that_would_run_code_is_refused(tmp_path):
+    root = write_cifar(tmp_path / "c")
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    with open(root / "data_batch_3", "wb") as f:
+        pickle.dump({b"data": Evil(), b"labels": []}, f)
+    with pytest.raises(UserError, match="data_batch_3.*corrupt or not a CIFAR-10"):
+        cifar10(str(root))
+
+
+def write_pngs(folder, sizes, mode="L"):
+    for i, (cls, size) in enumerate(sizes):
+        (folder / cls).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((size, size) if mode == "L" else (size, size, 3), i * 20, np.uint8)).save(
+            folder / cls / f"{i}.png")
+
+
+def test_a_folder_of_images_with_class_subfolders_keeps_labels(tmp_path):
+    write_pngs(tmp_path / "imgs", [("a", 8)] * 5 + [("b", 8)] * 5)
+    data = make_images("folder", str(tmp_path / "imgs"))
+    assert data.shape == (1, 8, 8) and len(data.train) + len(data.held) == 10
+    assert set(np.concatenate([data.train_labels, data.held_labels])) == {0, 1}
+
+
+@pytest.mark.parametrize("setup, phrase", [
+    (lambda d: d.mkdir(), "holds no images"),
+    (lambda d: write_pngs(d, [("a", 8), ("a", 9)]), "mixes image sizes"),
+    (lambda d: (d.mkdir(), (d / "x.png").write_bytes(b"not a png")), "x.png' is corrupt"),
+])
+def test_bad_image_folders_are_one_sentence(tmp_path, setup, phrase):
+    setup(tmp_path / "imgs")
+    with pytest.raises(UserError, match=phrase):
+        image_folder(str(tmp_path / "imgs"))

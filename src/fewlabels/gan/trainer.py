@@ -198,8 +198,13 @@ class GANExperiment:
     def features(self):
         """Images: the feature extractor of the Fréchet distance (a small classifier of this dataset)."""
         if self._features is None:
-            from fewlabels.metrics.classifier import ClassifierFeatures
-            self._features = ClassifierFeatures.for_data(self.data, self.cfg.eval.classifier, self.device)
+            e = self.cfg.eval
+            if e.extractor == "inception":
+                from fewlabels.metrics.inception import InceptionFeatures
+                self._features = InceptionFeatures(e.inception, self.device)
+            else:
+                from fewlabels.metrics.classifier import ClassifierFeatures
+                self._features = ClassifierFeatures.for_data(self.data, e.classifier, self.device)
         return self._features
 
     def evaluate(self) -> dict[str, float]:

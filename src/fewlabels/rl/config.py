@@ -205,33 +205,41 @@ class PGAgentConfig:
     ortho_init: bool = True  # orthogonal weights (gain √2, 0.01 for π's head, 1 for V's); false: PyTorch's default
 
 
-def _check_deep(cfg: Any) -> None:
-    from fewlabels.rl.envs.vector import make_single
-
-    if not isinstance(cfg.env.kwargs, dict):
-        raise UserError(f"env.kwargs is {cfg.env.kwargs!r}; expected a mapping of keyword arguments")
-    env = make_single(cfg.env)  # an unknown id or a missing extra is refused before a run directory exists
-    try:
-        cfg.check_spaces(env.observation_space, env.action_space)
-    finally:
-        env.close()
-
-
 @dataclass
-class DQNConfig:
-    EXPERIMENT = "fewlabels.rl.dqn:DQNExperiment"
-    family: Literal["dqn"] = "dqn"
+class DeepRLConfig:
+    """What the DQN and policy-gradient configs share; each sets `family`, `agent` and which
+    action spaces it takes (fields keep this order in config.yaml)."""
+
+    family: str = ""
     name: str = ""
     seed: int = 0
     env: VecEnvConfig = field(default_factory=VecEnvConfig)
-    agent: DQNAgentConfig = field(default_factory=DQNAgentConfig)
+    agent: Any = None
     train: DeepTrainConfig = field(default_factory=DeepTrainConfig)
     eval: DeepEvalConfig = field(default_factory=DeepEvalConfig)
 
     def validate(self) -> None:
-        _check_deep(self)
+        from fewlabels.rl.envs.vector import make_single
 
-    def check_spaces(self, obs_space: Any, action_space: Any) -> None:
+        if not isinstance(self.env.kwargs, dict):
+            raise UserError(f"env.kwargs is {self.env.kwargs!r}; expected a mapping of keyword arguments")
+        env = make_single(self.env)  # an unknown id or a missing extra is refused before a run directory exists
+        try:
+            self.check_spaces(env.action_space)
+        finally:
+            env.close()
+
+    def check_spaces(self, action_space: Any) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class DQNConfig(DeepRLConfig):
+    EXPERIMENT = "fewlabels.rl.dqn:DQNExperiment"
+    family: Literal["dqn"] = "dqn"
+    agent: DQNAgentConfig = field(default_factory=DQNAgentConfig)
+
+    def check_spaces(self, action_space: Any) -> None:
         import gymnasium as gym
 
         if not isinstance(action_space, gym.spaces.Discrete):
@@ -241,20 +249,12 @@ class DQNConfig:
 
 
 @dataclass
-class PGConfig:
+class PGConfig(DeepRLConfig):
     EXPERIMENT = "fewlabels.rl.pg:PGExperiment"
     family: Literal["pg"] = "pg"
-    name: str = ""
-    seed: int = 0
-    env: VecEnvConfig = field(default_factory=VecEnvConfig)
     agent: PGAgentConfig = field(default_factory=PGAgentConfig)
-    train: DeepTrainConfig = field(default_factory=DeepTrainConfig)
-    eval: DeepEvalConfig = field(default_factory=DeepEvalConfig)
 
-    def validate(self) -> None:
-        _check_deep(self)
-
-    def check_spaces(self, obs_space: Any, action_space: Any) -> None:
+    def check_spaces(self, action_space: Any) -> None:
         import gymnasium as gym
 
         if not isinstance(action_space, (gym.spaces.Discrete, gym.spaces.Box)):

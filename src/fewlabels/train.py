@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from fewlabels import checkpoint
+from fewlabels import checkpoint, distributed
 from fewlabels import config as configlib
 from fewlabels.errors import UserError
 from fewlabels.run import Progress, RunDir, StopSignals
@@ -81,7 +81,11 @@ def open_run(out: str, device: str = "auto"):
 
 def train(cfg: Any, out: str, device: str = "auto") -> dict:
     dev = resolve_device(device)
-    run = RunDir.open(out, cfg)
+    distributed.init(dev)
+    if distributed.world_size() > 1 and not getattr(cfg, "DISTRIBUTED", False):
+        raise UserError(f"family {cfg.family!r} does not train under torchrun yet; run it as one process")
+    main = distributed.is_main()  # rank 0 alone writes the run directory
+    run = RunDir.open(out, cfg) if main else RunDir(out)
     t = cfg.train
     if t.threads > 0:
         # Measured on 2 cores: tiny networks run as fast or faster on one thread (DESIGN.md).
@@ -93,14 +97,15 @@ def train(cfg: Any, out: str, device: str = "auto") -> dict:
     if latest is not None:
         start = restore(exp, cfg, latest)
         print(f"fewlabels: resuming {out} from step {start} ({latest.name})", file=sys.stderr)
-    run.truncate_metrics(start)
+    if main:
+        run.truncate_metrics(start)
     if start >= t.steps:
         print(f"fewlabels: {out} already reached step {start} of {t.steps}; nothing to train", file=sys.stderr)
 
     status, step, last = "completed", start, {}
     stride = int(getattr(exp, "steps_per_call", 1))
     # Cumulative seconds spent evaluating, so that training time = wall_seconds - eval_seconds.
-    eval_seconds = max((r.get("eval_seconds", 0.0) for r in run.read_metrics()), default=0.0)
+    eval_seconds = max((r.get("eval_seconds", 0.0) for r in run.read_metrics()), default=0.0) if main else 0.0
 
     def evaluate() -> dict:
         nonlocal eval_seconds
@@ -129,27 +134,30 @@ def train(cfg: Any, out: str, device: str = "auto") -> dict:
                     raise TrainingDiverged(f"training diverged at step {step}: {bad[0]} is {values[bad[0]]}; "
                                            f"{where}; lower the learning rate or add a Lipschitz constraint")
                 done = step >= t.steps
-                if crossed(t.log_every) or done:
+                if main and (crossed(t.log_every) or done):
                     run.log(step, values)
                     progress.update(step, values)
-                if crossed(t.eval_every) and not done:
+                if main and crossed(t.eval_every) and not done:
                     last = evaluate()
                     run.log(step, last)
-                if t.snapshot_every and (crossed(t.snapshot_every) or done):
+                if main and t.snapshot_every and (crossed(t.snapshot_every) or done):
                     exp.snapshot(step, run.samples)
                 stopping = stop.received is not None
-                if crossed(t.checkpoint_every) or done or stopping:
+                if main and (crossed(t.checkpoint_every) or done or stopping):
                     save(run, exp, cfg, step)
                 if stopping:
                     status = "interrupted"
                     break
     except TrainingDiverged:
-        run.write_summary("diverged", step, {})
+        if main:
+            run.write_summary("diverged", step, {})
         run.close()
         raise
     finally:
         progress.close()
 
+    if not main:
+        return {"status": status, "steps": step, "rank": distributed.rank()}
     if status == "completed":
         last = evaluate()
         run.log(step, last)

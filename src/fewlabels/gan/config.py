@@ -81,6 +81,7 @@ class EvalConfig:
 @dataclass
 class GANConfig:
     EXPERIMENT = "fewlabels.gan.trainer:GANExperiment"
+    DISTRIBUTED = True  # trains under torchrun (fewlabels.distributed)
     family: Literal["gan"] = "gan"
     name: str = ""
     seed: int = 0

@@ -15,10 +15,10 @@ def clip_weights_(module: nn.Module, c: float) -> None:
     torch._foreach_clamp_max_(params, c)
 
 
-def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, generator: torch.Generator) -> Tensor:
+def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, eps: Tensor) -> Tensor:
     """WGAN-GP (Gulrajani et al. 2017): E_x̂[(||∇_x̂ f(x̂)||_2 - 1)^2],
-    x̂ = ε x + (1 - ε) G(z), ε ~ U[0, 1] per sample. Multiply by λ (10 in the paper)."""
-    eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), generator=generator, device=real.device)
+    x̂ = ε x + (1 - ε) G(z), ε ~ U[0, 1] per sample (`eps`, shape (n,)). Multiply by λ (10 in the paper)."""
+    eps = eps.view(-1, *([1] * (real.dim() - 1)))
     x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from fewlabels.checkpoint import model_signature
 from fewlabels.data.config import make_data
+from fewlabels.distributed import average_gradients, shard
 from fewlabels.gan.config import GANConfig
 from fewlabels.gan.lipschitz import add_spectral_norm, clip_weights_, gradient_penalty, r1_penalty
 from fewlabels.gan.losses import LOSSES
@@ -72,12 +73,15 @@ class GANExperiment:
         cfg, B = self.cfg, self.cfg.train.batch_size
         self._set_learning_rates(step)
         for _ in range(cfg.train.n_critic):
-            real = self.data.sample(B, self.gen)
+            # Under torchrun every rank draws the global batch and keeps its slice (fewlabels.distributed).
+            real = shard(self.data.sample(B, self.gen))
+            z = shard(torch.randn(B, cfg.model.z_dim, generator=self.gen, device=self.device))
             with self._precision():
-                fake = self.G(torch.randn(B, cfg.model.z_dim, generator=self.gen, device=self.device))
+                fake = self.G(z)
                 loss_d, logs = self._discriminator_loss(real, fake)
             self.opt_D.zero_grad(set_to_none=True)
             loss_d.backward()
+            average_gradients(self._d_params)
             self.opt_D.step()
             if cfg.loss.constraint == "clip":
                 clip_weights_(self.D, cfg.loss.clip)
@@ -89,6 +93,7 @@ class GANExperiment:
             loss_g = self.g_loss(self.D(fake).float())
         self.opt_G.zero_grad(set_to_none=True)
         loss_g.backward()
+        average_gradients(self._g_params)
         self.opt_G.step()
         _set_requires_grad(self._d_params, True)
         if self.G_ema is not None:
@@ -112,7 +117,8 @@ class GANExperiment:
         if c.name == "wasserstein":
             logs["w_estimate"] = (d_real.mean() - d_fake.mean()).detach()
         if c.constraint == "gp":
-            gp = gradient_penalty(self.D, real, fake.detach(), self.gen)
+            eps = torch.rand(self.cfg.train.batch_size, generator=self.gen, device=self.device)
+            gp = gradient_penalty(self.D, real, fake.detach(), shard(eps))
             loss = loss + c.gp_weight * gp
             logs["gradient_penalty"] = gp.detach()
         if c.r1_weight > 0:

@@ -186,7 +186,7 @@ def test_two_torchrun_processes_train_like_one_process_with_the_same_global_batc
     args = ["-m", "fewlabels", "train", str(cfg), "--device", "cpu", "--out"]
     one = subprocess.run([PYTHON, *args, str(single)], env=cli_env(), capture_output=True, text=True)
     assert one.returncode == 0, one.stderr
-    two = subprocess.run([PYTHON, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+    two = subprocess.run([PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                           *args, str(double)], env=cli_env(), capture_output=True, text=True, timeout=300)
     assert two.returncode == 0, two.stderr[-2000:]
     a, step_a = final_state(single)

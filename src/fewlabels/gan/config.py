@@ -20,12 +20,15 @@ class DataConfig(SharedDataConfig):
 
 @dataclass
 class ModelConfig:
-    name: Literal["mlp", "dcgan"] = "mlp"  # mlp for points, dcgan for images
+    name: Literal["mlp", "dcgan", "progan"] = "mlp"  # mlp for points; dcgan or progan (growing) for images
     z_dim: int = field(default=2, metadata={"ge": 1})
     width: int = field(default=128, metadata={"ge": 1})
     depth: int = field(default=3, metadata={"ge": 1})  # hidden layers
     activation: Literal["relu", "leaky_relu", "silu", "tanh"] = "relu"  # mlp
-    channels: int = field(default=64, metadata={"ge": 1})  # dcgan: channels at full resolution
+    channels: int = field(default=64, metadata={"ge": 1})  # dcgan/progan: channels at full resolution
+    # progan: real images per phase; 4x4 trains one phase, then each level fades in over one phase
+    # (α from 0 to 1) and trains one more at α = 1 (Karras et al.: 800k images per phase)
+    phase_images: int = field(default=100_000, metadata={"ge": 1})
 
 
 @dataclass
@@ -38,6 +41,8 @@ class LossConfig:
     gp_weight: float = field(default=10.0, metadata={"ge": 0})
     # R1: (gamma/2) E_x ||grad D(x)||^2 on real data (Mescheder et al. 2018); 0 disables.
     r1_weight: float = field(default=0.0, metadata={"ge": 0})
+    # ProGAN's drift term ε·E[D(x)²] keeping the critic's output near zero (0.001 in the paper)
+    drift: float = field(default=0.0, metadata={"ge": 0})
 
 
 @dataclass
@@ -93,11 +98,11 @@ class GANConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def validate(self) -> None:
-        want = "dcgan" if self.data.is_image else "mlp"
-        if self.model.name != want:
+        want = ("dcgan", "progan") if self.data.is_image else ("mlp",)
+        if self.model.name not in want:
             kind = "images" if self.data.is_image else "points"
             raise UserError(f"model.name is {self.model.name!r} but data.name {self.data.name!r} holds {kind}; "
-                            f"use model.name: {want}")
+                            f"use model.name: {' or '.join(want)}")
         if self.loss.name == "wasserstein" and self.loss.constraint == "none":
             raise UserError("loss.name is 'wasserstein' but loss.constraint is 'none'; the critic must be "
                             "kept Lipschitz: valid constraints are clip, gp, sn")

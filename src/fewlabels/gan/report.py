@@ -13,6 +13,15 @@ def image_sections(exp, run, rows: list[dict], snaps: list[dict]) -> list[Sectio
     fig = plots.image_snapshots(snaps, run.samples / "snapshots.png")
     if fig:
         out.append(Section("Samples over training", image=fig, text="16 samples of the EMA generator at each step."))
+    levels = {int(sn["level"]): sn for sn in snaps if int(sn.get("level", -1)) >= 0}  # the last one per level
+    if len(levels) > 1:
+        side = exp.data.shape[-1]
+        strip = [levels[k] for k in sorted(levels)]
+        fig = plots.image_snapshots(strip, run.samples / "growth.png", columns=len(strip))
+        out.append(Section("Growth: one snapshot per resolution", image=fig,
+                           text=" → ".join(f"{side >> (exp.G.levels - k)}×{side >> (exp.G.levels - k)}"
+                                           for k in sorted(levels))
+                           + " (lower resolutions shown enlarged): the Progressive GAN's growth, as in the lecture."))
     grid = plots.image_grid(exp.sample(64, seed=7), run.samples / "samples.png", "64 samples (EMA generator)")
     out.append(Section("Samples", image=grid))
     evals = [r for r in rows if "fd" in r]

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from fewlabels.checkpoint import model_signature
 from fewlabels.data.config import make_data
 from fewlabels.distributed import average_gradients, shard
+from fewlabels.gan import progan
 from fewlabels.gan.config import GANConfig
 from fewlabels.gan.lipschitz import add_spectral_norm, clip_weights_, gradient_penalty, r1_penalty
 from fewlabels.gan.losses import LOSSES
@@ -35,7 +36,11 @@ class GANExperiment:
         self.data = make_data(cfg.data, cfg.seed)
         self.is_image = cfg.data.is_image
         m = cfg.model
-        if self.is_image:
+        self.progressive = m.name == "progan"
+        if self.progressive:
+            self.G = progan.ProGenerator(m.z_dim, self.data.shape, m.channels).to(device)
+            self.D = progan.ProDiscriminator(self.data.shape, m.channels)
+        elif self.is_image:
             self.G = DCGANGenerator(m.z_dim, self.data.shape, m.channels).to(device)
             self.D = DCGANDiscriminator(self.data.shape, m.channels)
         else:
@@ -45,6 +50,7 @@ class GANExperiment:
             add_spectral_norm(self.D)
         self.D.to(device)
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if cfg.train.ema > 0 else None
+        self.stage = (self.G.levels, 1.0) if self.progressive else None
         self.opt_G = self._optimizer(self.G, cfg.optim.lr_g)
         self.opt_D = self._optimizer(self.D, cfg.optim.lr_d)
         self.d_loss, self.g_loss = LOSSES[cfg.loss.name]
@@ -72,9 +78,14 @@ class GANExperiment:
     def train_step(self, step: int) -> dict[str, Tensor]:
         cfg, B = self.cfg, self.cfg.train.batch_size
         self._set_learning_rates(step)
+        if self.progressive:  # the stage follows from the images shown so far: resume continues mid-fade-in
+            self._set_stage(*progan.stage_at((step - 1) * B * cfg.train.n_critic, self.G.levels,
+                                             cfg.model.phase_images))
         for _ in range(cfg.train.n_critic):
             # Under torchrun every rank draws the global batch and keeps its slice (fewlabels.distributed).
             real = shard(self.data.sample(B, self.gen))
+            if self.progressive:
+                real = progan.real_at_stage(real, *self.stage, self.G.levels)
             z = shard(torch.randn(B, cfg.model.z_dim, generator=self.gen, device=self.device))
             with self._precision():
                 fake = self.G(z)
@@ -121,11 +132,19 @@ class GANExperiment:
             gp = gradient_penalty(self.D, real, fake.detach(), shard(eps))
             loss = loss + c.gp_weight * gp
             logs["gradient_penalty"] = gp.detach()
+        if c.drift > 0:
+            loss = loss + c.drift * (d_real ** 2).mean()
         if c.r1_weight > 0:
             r1 = r1_penalty(d_real, real)
             loss = loss + 0.5 * c.r1_weight * r1
             logs["r1"] = r1.detach()
         return loss, logs
+
+    def _set_stage(self, level: int, alpha: float) -> None:
+        self.stage = (level, alpha)
+        for net in (self.G, self.D, self.G_ema):
+            if net is not None:
+                net.set_stage(level, alpha)
 
     def _precision(self):
         if self.cfg.train.precision == "bf16":
@@ -150,6 +169,8 @@ class GANExperiment:
                  "opt_D": self.opt_D.state_dict(), "gen": self.gen.get_state()}
         if self.G_ema is not None:
             state["G_ema"] = self.G_ema.state_dict()
+        if self.progressive:
+            state["stage"] = [int(self.stage[0]), float(self.stage[1])]
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -160,6 +181,8 @@ class GANExperiment:
         self.gen.set_state(state["gen"])
         if self.G_ema is not None:
             self.G_ema.load_state_dict(state["G_ema"])
+        if self.progressive:
+            self._set_stage(int(state["stage"][0]), float(state["stage"][1]))
 
     # ---- sampling and evaluation -------------------------------------------------------
     @property
@@ -176,7 +199,10 @@ class GANExperiment:
         was_training = net.training
         net.eval()  # batch norm from running statistics: a sample does not depend on its batch
         try:
-            return net(z).float().cpu().numpy()
+            out = net(z).float()
+            if self.progressive and out.shape[-1] != self.data.shape[-1]:  # a lower stage, shown at full size
+                out = torch.nn.functional.interpolate(out, size=self.data.shape[1:], mode="nearest")
+            return out.cpu().numpy()
         finally:
             net.train(was_training)
 
@@ -234,7 +260,9 @@ class GANExperiment:
     def snapshot(self, step: int, folder: Path) -> None:
         """Samples (and for 2D data D's landscape) at this step, for the report's grid over training."""
         if self.is_image:
-            np.savez(folder / f"snapshot_{step:09d}.npz", step=step, samples=self.sample(64, seed=EVAL_SEED + 2))
+            level = self.stage[0] if self.progressive else -1
+            np.savez(folder / f"snapshot_{step:09d}.npz", step=step, samples=self.sample(64, seed=EVAL_SEED + 2),
+                     level=level, alpha=self.stage[1] if self.progressive else 1.0)
             return
         if self.data.dim != 2:
             return

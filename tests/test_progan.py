@@ -1,0 +1,61 @@
+"""Progressive GAN: the growth schedule, fade-in continuity, and resume in the middle of a fade-in."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import assert_bitwise_equal, final_state, write_config
+from fewlabels.cli import main
+from fewlabels.errors import UserError
+from fewlabels.gan.progan import ProDiscriminator, ProGenerator, levels_for, real_at_stage, stage_at
+
+
+def test_growth_schedule_trains_4x4_then_fades_in_each_level_then_stabilises():
+    phase = 100
+    assert stage_at(0, 2, phase) == (0, 1.0) and stage_at(99, 2, phase) == (0, 1.0)
+    assert stage_at(100, 2, phase) == (1, 0.0) and stage_at(150, 2, phase) == (1, 0.5)
+    assert stage_at(250, 2, phase) == (1, 1.0)  # stabilising
+    assert stage_at(300, 2, phase) == (2, 0.0) and stage_at(10_000, 2, phase) == (2, 1.0)
+
+
+def test_at_the_start_of_a_fade_in_the_networks_equal_the_previous_level():
+    torch.manual_seed(0)
+    G, D = ProGenerator(16, (1, 16, 16), 8), ProDiscriminator((1, 16, 16), 8)
+    z, x = torch.randn(4, 16), torch.randn(4, 1, 16, 16)
+    G.set_stage(1, 1.0)
+    old = F.interpolate(G(z), scale_factor=2, mode="nearest")
+    G.set_stage(2, 0.0)
+    assert torch.allclose(G(z), old, atol=1e-6)
+    D.set_stage(1, 1.0)
+    old_score = D(F.avg_pool2d(x, 2))
+    D.set_stage(2, 0.0)
+    assert torch.allclose(D(x), old_score, atol=1e-5)
+    assert real_at_stage(x, 2, 1.0, 2).shape == x.shape and real_at_stage(x, 1, 1.0, 2).shape == (4, 1, 8, 8)
+
+
+def test_progan_needs_power_of_two_images():
+    with pytest.raises(UserError, match="28x28"):
+        levels_for(28)
+
+
+def progan_config(tmp_path, **train):
+    return write_config(tmp_path / "p.yaml", data={"name": "digits"},
+                        model={"name": "progan", "z_dim": 16, "channels": 8, "phase_images": 320},
+                        loss={"name": "wasserstein", "constraint": "gp", "drift": 0.001},
+                        optim={"lr_g": 0.001, "lr_d": 0.001, "betas": [0.0, 0.99]},
+                        train={"steps": 16, "batch_size": 32, "log_every": 4, "snapshot_every": 4,
+                               "checkpoint_every": 4, "eval_every": 0, **train})
+
+
+def test_progan_resumes_mid_fade_in_bitwise(tmp_path):
+    cfg = progan_config(tmp_path)
+    once, twice = tmp_path / "once", tmp_path / "twice"
+    assert main(["train", str(cfg), "--out", str(once), "--device", "cpu"]) == 0
+    assert main(["train", str(cfg), "--out", str(twice), "--device", "cpu", "--set", "train.steps=13"]) == 0
+    state, step = final_state(twice)
+    assert step == 13 and state["stage"][0] == 1 and 0 < state["stage"][1] < 1  # stopped during the fade-in
+    assert main(["train", str(cfg), "--out", str(twice), "--device", "cpu"]) == 0
+    a, _ = final_state(once)
+    b, _ = final_state(twice)
+    assert_bitwise_equal(a, b)
+    assert (twice / "samples" / "growth.png").exists()  # the growth strip: 4x4 then 8x8

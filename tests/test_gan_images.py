@@ -48,6 +48,7 @@ def test_digits_dcgan_run_reports_frechet_distance_and_samples_images(tmp_path, 
     assert main(["sample", str(out), "--n", "16", "--out", str(tmp_path / "s.npy")]) == 0
     s = np.load(tmp_path / "s.npy")
     assert s.shape == (16, 1, 8, 8) and s.dtype == np.float32 and np.abs(s).max() <= 1
+    assert (tmp_path / "s.png").stat().st_size > 1000  # and a PNG grid of them
 
 
 def test_dcgan_resume_is_bitwise_equal_to_an_uninterrupted_run(tmp_path):

@@ -40,7 +40,14 @@ def _cmd_sample(args) -> int:
     tmp = Path(args.out).with_name(f".{Path(args.out).name}.tmp.npy")
     np.save(tmp, samples)
     tmp.replace(args.out)
-    print(json.dumps({"out": args.out, "shape": list(samples.shape)}))
+    result = {"out": args.out, "shape": list(samples.shape)}
+    if samples.ndim == 4:  # images: a PNG grid beside the array (at most 256 of them)
+        from fewlabels.viz.plots import image_grid
+
+        grid = Path(args.out).with_suffix(".png")
+        image_grid(samples[:256], grid, columns=min(16, len(samples)))
+        result["grid"] = str(grid)
+    print(json.dumps(result))
     return 0
 
 

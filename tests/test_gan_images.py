@@ -74,7 +74,7 @@ def test_a_model_that_does_not_fit_the_data_is_one_sentence(tmp_path, sections, 
     assert proc.returncode == 2 and phrase in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("name", ["fashion_dcgan", "fashion_dcgan_wgan_gp", "fashion_dcgan_hinge_sn"])
+@pytest.mark.parametrize("name", ["fashion_dcgan", "fashion_dcgan_wgan_gp", "fashion_dcgan_hinge_sn", "fashion_progan"])
 def test_fashion_mnist_dcgan_configs_run_a_few_cpu_steps(tmp_path, name):
     from pathlib import Path
 

@@ -21,6 +21,7 @@ class DataConfig:
     # fashion_mnist/mnist: folder of IDX files (default /usr/share/datasets/...); cifar10: cifar-10-batches-py
     root: str | None = None
     limit: int | None = field(default=None, metadata={"ge": 2})  # fashion_mnist/mnist/cifar10: first N only
+    pad: int = field(default=0, metadata={"ge": 0})  # images: black pixels added on each side (28 + 2·2 = 32)
 
     @property
     def is_image(self) -> bool:
@@ -32,6 +33,8 @@ class DataConfig:
         if self.path and self.name not in ("file", "images", "folder"):
             raise UserError(f"data.path is set but data.name is {self.name!r}; set data.name: file (points), "
                             "images (.npy/.npz) or folder (image files) to train on it")
+        if self.pad and not self.is_image:
+            raise UserError(f"data.pad is {self.pad} but data.name {self.name!r} holds points; padding is for images")
         if self.root and self.name not in ("fashion_mnist", "mnist", "cifar10"):
             raise UserError(f"data.root is set but data.name is {self.name!r}; it is the dataset folder of "
                             "fashion_mnist, mnist or cifar10")
@@ -41,7 +44,8 @@ def make_data(d: DataConfig, seed: int, multiple: int = 1):
     """Points (data.toy2d) or images (data.images) as `d` describes; image sides must be
     divisible by `multiple` (a network's downsampling)."""
     if d.is_image:
-        from fewlabels.data.images import make_images
-        return make_images(d.name, d.path, d.root, seed=seed, multiple=multiple, limit=d.limit)
+        from fewlabels.data.images import make_images, pad_images
+        data = make_images(d.name, d.path, d.root, seed=seed, multiple=1 if d.pad else multiple, limit=d.limit)
+        return pad_images(data, d.pad, multiple) if d.pad else data
     from fewlabels.data.toy2d import make_points
     return make_points(d.name, d.path, seed=seed)

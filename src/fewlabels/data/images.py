@@ -291,6 +291,16 @@ def image_folder(path: str, holdout_fraction: float = 0.2, seed: int = 0) -> Ima
 IMAGE_SETS = ("digits", "fashion_mnist", "mnist", "cifar10", "images", "folder")
 
 
+def pad_images(data: ImageData, pad: int, multiple: int = 1) -> ImageData:
+    """`pad` black pixels (-1) on every side, e.g. Fashion-MNIST's 28x28 to 32x32 for a network
+    that grows by doublings; labels unchanged."""
+    widths = ((0, 0), (0, 0), (pad, pad), (pad, pad))
+    out = ImageData(np.pad(data.train, widths, constant_values=-1.0), np.pad(data.held, widths, constant_values=-1.0),
+                    data.train_labels, data.held_labels, name=data.name)
+    as_nchw(out.train, f"{data.name} padded by {pad}", multiple)
+    return out
+
+
 def make_images(name: str, path: str | None = None, root: str | None = None, seed: int = 0,
                 multiple: int = 1, limit: int | None = None) -> ImageData:
     """One of IMAGE_SETS; `multiple`: what H and W must be divisible by."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fewlabels.viz.plots import image_grid, image_snapshots, plt, save, show_image  # noqa: F401
+from fewlabels.viz.plots import evenly_spaced, image_grid, image_snapshots, plt, save, show_image  # noqa: F401
 
 
 def point_strip(strip: dict[int, np.ndarray], bounds: tuple[float, float], path: Path, title: str,
@@ -47,9 +47,7 @@ def point_snapshots(snapshots: list[dict], real: np.ndarray, bounds: tuple[float
     """Samples (orange) over held-out points (grey) at several training steps."""
     if not snapshots:
         return None
-    if len(snapshots) > columns:
-        idx = np.unique(np.linspace(0, len(snapshots) - 1, columns).round().astype(int))
-        snapshots = [snapshots[i] for i in idx]
+    snapshots = evenly_spaced(snapshots, columns)
     fig, axes = plt.subplots(1, len(snapshots), figsize=(2.6 * len(snapshots), 2.7), squeeze=False)
     lo, hi = bounds
     for ax, s in zip(axes.flat, snapshots):

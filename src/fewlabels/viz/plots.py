@@ -41,9 +41,7 @@ def snapshot_grid(snapshots: list[dict], real: np.ndarray, path: Path, heat_labe
     """Generated samples (orange) over real points (grey), on the discriminator's landscape."""
     if not snapshots:
         return None
-    if len(snapshots) > columns * 2:  # keep the page legible: evenly spaced, always the last
-        idx = np.unique(np.linspace(0, len(snapshots) - 1, columns * 2).round().astype(int))
-        snapshots = [snapshots[i] for i in idx]
+    snapshots = evenly_spaced(snapshots, columns * 2)  # keep the page legible; always the last
     rows = (len(snapshots) + columns - 1) // columns
     fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.6 * rows), squeeze=False)
     for ax in axes.flat:
@@ -96,13 +94,18 @@ def image_grid(images: np.ndarray, path: Path, title: str = "", columns: int = 8
     return save(fig, path)
 
 
+def evenly_spaced(items: list, n: int) -> list:
+    """At most n items, first and last included, evenly spaced."""
+    if len(items) <= n:
+        return items
+    return [items[i] for i in np.unique(np.linspace(0, len(items) - 1, n).round().astype(int))]
+
+
 def image_snapshots(snapshots: list[dict], path: Path, columns: int = 5, per: int = 16) -> Path | None:
     """A 4x4 block of samples at several training steps."""
     if not snapshots:
         return None
-    if len(snapshots) > columns:
-        idx = np.unique(np.linspace(0, len(snapshots) - 1, columns).round().astype(int))
-        snapshots = [snapshots[i] for i in idx]
+    snapshots = evenly_spaced(snapshots, columns)
     fig, axes = plt.subplots(1, len(snapshots), figsize=(2.4 * len(snapshots), 2.6), squeeze=False)
     for ax, s in zip(axes.flat, snapshots):
         imgs = s["samples"][:per]

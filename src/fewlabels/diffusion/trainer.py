@@ -210,6 +210,7 @@ class DiffusionExperiment:
         out["sample_seconds"] = seconds
         out.update(self.real_floor())
         out["feature_extractor"] = self.features.description
+        out["samples_vs_real"] = f"{n} generated vs {n} held-out real; floor: {n} training vs the same {n}"
         return out
 
     # ---- pictures ----------------------------------------------------------------------

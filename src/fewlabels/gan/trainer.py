@@ -248,6 +248,7 @@ class GANExperiment:
             out = self.features.scores(self.sample(n), self.data.holdout(n))
             out.update(self.real_floor())
             out["feature_extractor"] = self.features.description
+            out["samples_vs_real"] = f"{n} generated vs {n} held-out real; floor: {n} training vs the same {n}"
             return out
         fake = self.sample(max(e.samples, e.emd_points))
         out = {"emd": emd(fake[: e.emd_points], self.data.holdout(e.emd_points))}

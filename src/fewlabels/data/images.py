@@ -95,6 +95,15 @@ def as_nchw(x: np.ndarray, source: str, multiple: int = 1) -> np.ndarray:
     return x
 
 
+def split(x: np.ndarray, y: np.ndarray | None, holdout_fraction: float, seed: int, name: str) -> ImageData:
+    """A seeded random train / held-out split (at least one held-out image); labels follow."""
+    perm = np.random.default_rng(seed).permutation(len(x))
+    n_held = max(1, int(round(holdout_fraction * len(x))))
+    held, train = perm[:n_held], perm[n_held:]
+    labels = (y[train], y[held]) if y is not None else (None, None)
+    return ImageData(x[train], x[held], *labels, name=name)
+
+
 # ---- scikit-learn's digits -----------------------------------------------------------------
 def digits(holdout_fraction: float = 0.25, seed: int = 0) -> ImageData:
     """The 1,797 8x8 digits of scikit-learn (UCI optdigits test set), pixels 0..16 -> [-1, 1]."""
@@ -103,10 +112,7 @@ def digits(holdout_fraction: float = 0.25, seed: int = 0) -> ImageData:
     d = load_digits()
     x = (d.images.astype(np.float32) / 8.0 - 1.0)[:, None]
     y = d.target.astype(np.int64)
-    perm = np.random.default_rng(seed).permutation(len(x))
-    n_held = int(round(holdout_fraction * len(x)))
-    held, train = perm[:n_held], perm[n_held:]
-    return ImageData(x[train], x[held], y[train], y[held], name="digits")
+    return split(x, y, holdout_fraction, seed, "digits")
 
 
 # ---- IDX files (MNIST, Fashion-MNIST) --------------------------------------------------------
@@ -192,11 +198,7 @@ def image_file(path: str, holdout_fraction: float = 0.2, seed: int = 0, multiple
     except Exception as e:
         raise UserError(f"data file {path!r} could not be read ({type(e).__name__}: {e})") from e
     x = to_unit_range(as_nchw(x, f"data file {path!r}", multiple), f"data file {path!r}")
-    perm = np.random.default_rng(seed).permutation(len(x))
-    n_held = max(1, int(round(holdout_fraction * len(x))))
-    held, train = perm[:n_held], perm[n_held:]
-    labels = (y[train], y[held]) if y is not None and len(y) == len(x) else (None, None)
-    return ImageData(x[train], x[held], *labels, name=p.stem)
+    return split(x, y if y is not None and len(y) == len(x) else None, holdout_fraction, seed, p.stem)
 
 
 # ---- CIFAR-10 (the "python version": pickled batches) -----------------------------------------
@@ -281,11 +283,7 @@ def image_folder(path: str, holdout_fraction: float = 0.2, seed: int = 0) -> Ima
     classes = sorted({f.parent.relative_to(root).as_posix() for f in files})
     y = np.array([classes.index(f.parent.relative_to(root).as_posix()) for f in files]) if len(classes) > 1 else None
     x = to_unit_range(as_nchw(x, f"data.path {path!r}"), f"data.path {path!r}")
-    perm = np.random.default_rng(seed).permutation(len(x))
-    n_held = max(1, int(round(holdout_fraction * len(x))))
-    held, train = perm[:n_held], perm[n_held:]
-    labels = (y[train], y[held]) if y is not None else (None, None)
-    return ImageData(x[train], x[held], *labels, name=root.name)
+    return split(x, y, holdout_fraction, seed, root.name)
 
 
 IMAGE_SETS = ("digits", "fashion_mnist", "mnist", "cifar10", "images", "folder")

@@ -18,6 +18,7 @@ from fewlabels.diffusion.config import DiffusionConfig, SamplerConfig
 from fewlabels.diffusion.losses import simple_loss
 from fewlabels.diffusion.nets import MLPDenoiser, UNet
 from fewlabels.diffusion.schedules import NoiseSchedule
+from fewlabels.metrics.samples import SampleMetrics
 
 EVAL_SEED = 2024  # fixed noise for evaluation: never drawn from the training streams
 SNAPSHOT_STEPS = 50
@@ -54,8 +55,8 @@ class DiffusionExperiment:
         self._ema_params = list(self.ema.parameters()) if self.ema is not None else []
         # All training randomness (data, t, ε) comes from this stream; its state is checkpointed.
         self.gen = torch.Generator(device).manual_seed(cfg.seed)
-        self._floor: dict | None = None
-        self._features = None
+        self.metrics = SampleMetrics(self.data, self.is_image, cfg.eval.samples, cfg.eval.emd_points, device,
+                                     classifier=cfg.eval.classifier)
 
     # ---- training ----------------------------------------------------------------------
     def train_step(self, step: int) -> dict[str, Tensor]:
@@ -153,65 +154,16 @@ class DiffusionExperiment:
 
     # ---- evaluation --------------------------------------------------------------------
     def evaluate(self, sampler: SamplerConfig | None = None) -> dict[str, float]:
+        t0 = time.perf_counter()
+        fake = self.sample(self.metrics.count(), sampler=sampler)
+        seconds = time.perf_counter() - t0
+        out = self.metrics.score(fake)
         if self.is_image:
-            return self._evaluate_images(sampler)
-        from fewlabels.metrics.distances import emd
-        from fewlabels.metrics.mixture import mode_metrics
-
-        e = self.cfg.eval
-        modes = self.data.modes is not None
-        fake = self.sample(max(e.samples if modes else 0, e.emd_points), sampler=sampler)
-        out = {"emd": emd(fake[: e.emd_points], self.data.holdout(e.emd_points))}
-        if self.data.modes is not None:
-            out.update(mode_metrics(fake[: e.samples], self.data.modes, self.data.mode_std))
-        out.update(self.real_floor())
+            out["sample_seconds"] = seconds
         return out
 
     def real_floor(self) -> dict[str, float]:
-        """The same metrics for real data against real data: the best a model can score."""
-        if self._floor is not None:
-            return self._floor
-        if self.is_image:
-            n = self._fd_points()
-            floor = {}
-            if self.features is not None:
-                floor = self.features.scores(self.data.real(n, seed=EVAL_SEED + 1), self.data.holdout(n))
-        else:
-            from fewlabels.metrics.distances import emd
-            from fewlabels.metrics.mixture import mode_metrics
-
-            e = self.cfg.eval
-            real = self.data.holdout(e.samples + e.emd_points, seed=EVAL_SEED + 1)
-            floor = {"emd": emd(real[: e.emd_points], self.data.holdout(e.emd_points))}
-            if self.data.modes is not None:
-                floor.update(mode_metrics(real[-e.samples:], self.data.modes, self.data.mode_std))
-        self._floor = {f"real_{k}": v for k, v in floor.items()}
-        return self._floor
-
-    def _fd_points(self) -> int:
-        return min(self.cfg.eval.samples, len(self.data.held))
-
-    @property
-    def features(self):
-        """The feature extractor for images: a small classifier trained on this dataset."""
-        if self._features is None:
-            from fewlabels.metrics.classifier import ClassifierFeatures
-            self._features = ClassifierFeatures.for_data(self.data, self.cfg.eval.classifier, self.device)
-        return self._features
-
-    def _evaluate_images(self, sampler: SamplerConfig | None) -> dict[str, float]:
-        n = self._fd_points()
-        t0 = time.perf_counter()
-        fake = self.sample(n, sampler=sampler)
-        seconds = time.perf_counter() - t0
-        if self.features is None:  # images without labels and no classifier file: nothing to compare in
-            return {"sample_seconds": seconds}
-        out = self.features.scores(fake, self.data.holdout(n))
-        out["sample_seconds"] = seconds
-        out.update(self.real_floor())
-        out["feature_extractor"] = self.features.description
-        out["samples_vs_real"] = f"{n} generated vs {n} held-out real; floor: {n} training vs the same {n}"
-        return out
+        return self.metrics.floor()
 
     # ---- pictures ----------------------------------------------------------------------
     @torch.inference_mode()

@@ -19,10 +19,9 @@ from fewlabels.gan.config import GANConfig
 from fewlabels.gan.lipschitz import add_spectral_norm, clip_weights_, gradient_penalty, r1_penalty
 from fewlabels.gan.losses import LOSSES
 from fewlabels.gan.nets import DCGANDiscriminator, DCGANGenerator, mlp
-from fewlabels.metrics.distances import emd
-from fewlabels.metrics.mixture import mode_metrics
+from fewlabels.metrics.samples import SampleMetrics
 
-EVAL_SEED = 2024  # fixed noise for evaluation: never drawn from the training streams
+EVAL_SEED = 2024  # fixed noise for evaluation: never drawn from the training streams (FLOOR_SEED = +1)
 
 
 def _set_requires_grad(params: list[Tensor], flag: bool) -> None:
@@ -64,8 +63,9 @@ class GANExperiment:
         self._ema_buffers = list(self.G_ema.buffers()) if self.G_ema is not None else []
         # All training randomness (data, z, GP's ε) comes from this stream; its state is checkpointed.
         self.gen = torch.Generator(device).manual_seed(cfg.seed)
-        self._real_floor: dict | None = None
-        self._features = None
+        e = cfg.eval
+        self.metrics = SampleMetrics(self.data, self.is_image, e.samples, e.emd_points, device, e.extractor,
+                                     e.classifier, e.inception)
 
     def _optimizer(self, net: nn.Module, lr: float) -> torch.optim.Optimizer:
         o = self.cfg.optim
@@ -207,55 +207,10 @@ class GANExperiment:
             net.train(was_training)
 
     def real_floor(self) -> dict[str, float]:
-        """The same metrics for real data against real data: the best a model can score."""
-        if self._real_floor is None:
-            e = self.cfg.eval
-            if self.is_image:
-                n = self._fd_points()
-                floor = self.features.scores(self.data.real(n, seed=EVAL_SEED + 1), self.data.holdout(n)) \
-                    if self.features is not None else {}
-            else:
-                real = self.data.holdout(e.samples + e.emd_points, seed=EVAL_SEED + 1)
-                held = self.data.holdout(e.emd_points)
-                floor = {"emd": emd(real[: e.emd_points], held)}
-                if self.data.modes is not None:
-                    floor.update(mode_metrics(real[-e.samples:], self.data.modes, self.data.mode_std))
-            self._real_floor = {f"real_{k}": v for k, v in floor.items()}
-        return self._real_floor
-
-    def _fd_points(self) -> int:
-        return min(self.cfg.eval.samples, len(self.data.held))
-
-    @property
-    def features(self):
-        """Images: the feature extractor of the Fréchet distance (a small classifier of this dataset)."""
-        if self._features is None:
-            e = self.cfg.eval
-            if e.extractor == "inception":
-                from fewlabels.metrics.inception import InceptionFeatures
-                self._features = InceptionFeatures(e.inception, self.device)
-            else:
-                from fewlabels.metrics.classifier import ClassifierFeatures
-                self._features = ClassifierFeatures.for_data(self.data, e.classifier, self.device)
-        return self._features
+        return self.metrics.floor()
 
     def evaluate(self) -> dict[str, float]:
-        e = self.cfg.eval
-        if self.is_image:
-            if self.features is None:  # images without labels and no classifier file
-                return {}
-            n = self._fd_points()
-            out = self.features.scores(self.sample(n), self.data.holdout(n))
-            out.update(self.real_floor())
-            out["feature_extractor"] = self.features.description
-            out["samples_vs_real"] = f"{n} generated vs {n} held-out real; floor: {n} training vs the same {n}"
-            return out
-        fake = self.sample(max(e.samples, e.emd_points))
-        out = {"emd": emd(fake[: e.emd_points], self.data.holdout(e.emd_points))}
-        if self.data.modes is not None:
-            out.update(mode_metrics(fake[: e.samples], self.data.modes, self.data.mode_std))
-        out.update(self.real_floor())
-        return out
+        return self.metrics.score(self.sample(self.metrics.count()))
 
     @torch.inference_mode()
     def snapshot(self, step: int, folder: Path) -> None:

@@ -75,7 +75,7 @@ class DQNExperiment(DeepAgent):
             before = self.env_steps
             actions = self.explore_action(self.obs)
             next_obs, reward, terminated, _, valid = self.step_envs(actions)
-            keep = torch.from_numpy(valid)
+            keep = slice(None) if valid.all() else torch.from_numpy(valid)  # NEXT_STEP reset steps out
             self.buffer.add(self.as_tensor(self.obs)[keep], torch.from_numpy(actions)[keep],
                             torch.from_numpy(reward)[keep], self.as_tensor(next_obs)[keep],
                             torch.from_numpy(terminated.astype(np.float32))[keep])

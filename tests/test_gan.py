@@ -171,17 +171,29 @@ def test_bf16_autocast_trains_and_samples_float32(tmp_path, capsys):
     assert np.load(tmp_path / "s.npy").dtype == np.float32
 
 
-def test_two_torchrun_processes_train_like_one_process_with_the_same_global_batch(tmp_path):
+TORCHRUN_CASES = {
+    # 2 critic steps and the penalty's ε are drawn per step: the random streams must agree too
+    "points_wgan_gp": {"data": {"name": "grid25"}, "train": {"n_critic": 2},
+                       "loss": {"name": "wasserstein", "constraint": "gp", "gp_weight": 1.0}},
+    # the DCGAN generator's batch norm couples the samples of a batch: its statistics must be global
+    "digits_dcgan_batchnorm": {"data": {"name": "digits"}, "model": {"name": "dcgan", "z_dim": 16, "channels": 8},
+                               "loss": {"name": "nonsaturating", "r1_weight": 1.0}},
+}
+
+
+@pytest.mark.parametrize("case", list(TORCHRUN_CASES))
+def test_two_torchrun_processes_train_like_one_process_with_the_same_global_batch(tmp_path, case):
     """DDP semantics on the CPU (gloo): each rank takes half of the global batch, gradients are
-    averaged, rank 0 writes the run; the weights match a single process to float rounding."""
+    averaged, batch norm sees the global batch, rank 0 writes the run; the weights (and batch-norm
+    statistics) match a single process to float rounding."""
     import subprocess
 
     from conftest import PYTHON, cli_env, final_state, write_config
 
-    cfg = write_config(tmp_path / "c.yaml", data={"name": "grid25"},
-                       loss={"name": "wasserstein", "constraint": "gp", "gp_weight": 1.0},
-                       train={"steps": 30, "batch_size": 64, "n_critic": 2, "checkpoint_every": 30,
-                              "snapshot_every": 0, "eval_every": 0, "log_every": 10})
+    sections = {key: dict(value) for key, value in TORCHRUN_CASES[case].items()}
+    sections.setdefault("train", {}).update(steps=30, batch_size=64, checkpoint_every=30, snapshot_every=0,
+                                            eval_every=0, log_every=10)
+    cfg = write_config(tmp_path / "c.yaml", **sections)
     single, double = tmp_path / "single", tmp_path / "double"
     args = ["-m", "fewlabels", "train", str(cfg), "--device", "cpu", "--out"]
     one = subprocess.run([PYTHON, *args, str(single)], env=cli_env(), capture_output=True, text=True)

@@ -90,3 +90,83 @@ def test_fashion_mnist_dcgan_configs_run_a_few_cpu_steps(tmp_path, name):
                           "train.snapshot_every=0", "train.threads=1", "eval.samples=64"])
     summary = train(cfg, str(tmp_path / "run"), device="cpu")
     assert summary["status"] == "completed" and np.isfinite(summary["metrics"]["fd"])
+
+
+def short_experiment(tmp_path, *overrides, config=None):
+    """A digits DCGAN experiment (no run directory) for comparing the step under speed options."""
+    import torch
+
+    from fewlabels import checkpoint
+    from fewlabels import config as configlib
+    from fewlabels.train import build_experiment
+
+    cfg = configlib.load(config or digits_config(tmp_path), list(overrides))
+    checkpoint.seed_everything(cfg.seed)
+    return build_experiment(cfg, torch.device("cpu"))
+
+
+def trained_generator(exp, steps):
+    for step in range(1, steps + 1):
+        exp.train_step(step)
+    return exp.G.state_dict()
+
+
+def test_channels_last_trains_like_contiguous_memory(tmp_path):
+    import torch
+
+    plain = trained_generator(short_experiment(tmp_path), 10)
+    exp = short_experiment(tmp_path, "train.channels_last=true")
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in exp.D.parameters() if p.dim() == 4)
+    nhwc = trained_generator(exp, 10)
+    for key, value in plain.items():  # the same arithmetic, other kernels: equal to rounding
+        assert torch.allclose(value, nhwc[key], atol=1e-4, rtol=1e-4), key
+
+
+def test_compiled_step_matches_the_eager_step_with_a_gradient_penalty(tmp_path):
+    """torch.compile has no double backward: the penalty must take the eager critic (it would
+    raise otherwise) while the losses take the compiled one, with the same numbers."""
+    import torch
+
+    wgan = digits_config(tmp_path, loss={"name": "wasserstein", "constraint": "gp", "r1_weight": 0.0},
+                         model={"channels": 8})
+    eager = trained_generator(short_experiment(tmp_path, config=wgan), 3)
+    exp = short_experiment(tmp_path, "train.compile=true", config=wgan)
+    assert exp._D is not exp.D  # the step really calls a compiled module
+    compiled = trained_generator(exp, 3)
+    for key, value in eager.items():
+        assert torch.allclose(value, compiled[key], atol=1e-5, rtol=1e-4), key
+
+
+def test_channels_last_for_points_is_one_sentence(tmp_path):
+    from conftest import write_config
+
+    cfg = write_config(tmp_path / "p.yaml", train={"channels_last": True})
+    proc = subprocess.run([PYTHON, "-m", "fewlabels", "train", str(cfg), "--out", str(tmp_path / "r")],
+                          env=cli_env(), capture_output=True, text=True)
+    assert proc.returncode == 2 and "train.channels_last is for images" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["fashion_dcgan", "fashion_progan"])
+def test_fashion_configs_train_on_the_gpu_with_every_speed_option(tmp_path, name):
+    """bf16 autocast, channels-last and torch.compile together, through the growth for ProGAN."""
+    import torch
+
+    from fewlabels import config as configlib
+    from fewlabels.data.images import IDX_DEFAULT_ROOTS
+    from fewlabels.train import train
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    from pathlib import Path
+
+    if not Path(IDX_DEFAULT_ROOTS["fashion_mnist"]).is_dir():
+        pytest.skip("dataset-fashion-mnist is not installed")
+    root = Path(__file__).resolve().parents[1]
+    cfg = configlib.load(root / "configs" / "gan" / f"{name}.yaml",
+                         ["train.steps=60", "train.eval_every=0", "train.snapshot_every=20", "eval.samples=256",
+                          "model.phase_images=512", "train.precision=bf16", "train.channels_last=true",
+                          "train.compile=true"])
+    summary = train(cfg, str(tmp_path / "run"), device="cuda")
+    assert summary["status"] == "completed" and np.isfinite(summary["metrics"]["fd"])

@@ -8,7 +8,9 @@ summation order), every rank holds the same weights, and rank 0 alone writes the
 (config, metrics, checkpoints, report). Backend: NCCL on CUDA, gloo on the CPU.
 
 A family opts in by calling `shard` on what it draws and `average_gradients` after backward;
-families that do not (diffusion, RL) refuse to start with more than one process.
+families that do not (diffusion, RL) refuse to start with more than one process. Batch norm is
+the one layer whose forward couples the samples of a batch: `BatchNorm2d` below takes its
+statistics over the global batch, so it too computes what one process would.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import os
 
 import torch
 import torch.distributed as dist
-from torch import Tensor
+import torch.distributed.nn.functional as dist_fn
+from torch import Tensor, nn
 
 from fewlabels.errors import UserError
 
@@ -66,3 +69,40 @@ def average_gradients(params: list[Tensor]) -> None:
     for g in grads:
         g.copy_(flat[offset:offset + g.numel()].view_as(g))
         offset += g.numel()
+
+
+def _global_sum(x: Tensor) -> Tensor:
+    """Sum over ranks, differentiable: the backward pass sums the ranks' gradients, as the
+    chain rule asks when every rank's loss depends on the global statistic."""
+    return dist_fn.all_reduce(x, op=dist.ReduceOp.SUM)
+
+
+class BatchNorm2d(nn.BatchNorm2d):
+    """nn.BatchNorm2d whose training statistics are those of the global batch under torchrun
+    (what SyncBatchNorm does on CUDA, also on gloo/CPU, which SyncBatchNorm refuses). One process:
+    exactly nn.BatchNorm2d. The state dict is nn.BatchNorm2d's, so checkpoints move freely
+    between one and N processes.
+
+        μ = Σ_ranks Σ x / N,  σ² = Σ_ranks Σ (x - μ)² / N,  y = γ (x - μ) / √(σ² + ε) + β
+
+    Two all-reduces (mean, then the centred second moment) rather than one of Σx and Σx², whose
+    difference loses digits in float32."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not (self.training and world_size() > 1):
+            return super().forward(x)
+        xf = x.float()
+        count = xf.numel() // xf.shape[1] * world_size()  # equal slices on every rank (shard)
+        mean = _global_sum(xf.sum(dim=(0, 2, 3))) / count
+        centred = xf - mean.view(1, -1, 1, 1)
+        var = _global_sum(centred.pow(2).sum(dim=(0, 2, 3))) / count
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.lerp_(mean.detach(), m)
+                self.running_var.lerp_(var.detach() * count / (count - 1), m)  # unbiased, as nn.BatchNorm2d
+        y = centred * torch.rsqrt(var + self.eps).view(1, -1, 1, 1)
+        if self.affine:
+            y = y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        return y.to(x.dtype)

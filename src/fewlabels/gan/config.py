@@ -69,6 +69,13 @@ class TrainConfig:
     # bf16 autocast for the networks' forward passes (losses stay fp32). Faster where the CPU
     # or GPU has bf16 matrix units; slower elsewhere. Measure before choosing.
     precision: Literal["fp32", "bf16"] = "fp32"
+    # Image nets and batches in channels-last (NHWC) memory: what cuDNN's and oneDNN's fastest
+    # convolution kernels want (tensor cores on CUDA); the arithmetic is the same.
+    channels_last: bool = False
+    # torch.compile G and D (the first steps pay the compilation; a ProGAN recompiles once per
+    # stage). The penalties that differentiate a gradient (GP, R1) run the eager module, because
+    # compiled autograd has no double backward.
+    compile: bool = False
 
 
 @dataclass
@@ -103,6 +110,9 @@ class GANConfig:
             kind = "images" if self.data.is_image else "points"
             raise UserError(f"model.name is {self.model.name!r} but data.name {self.data.name!r} holds {kind}; "
                             f"use model.name: {' or '.join(want)}")
+        if self.train.channels_last and not self.data.is_image:
+            raise UserError(f"train.channels_last is for images but data.name {self.data.name!r} holds points; "
+                            "remove it or use image data")
         if self.loss.name == "wasserstein" and self.loss.constraint == "none":
             raise UserError("loss.name is 'wasserstein' but loss.constraint is 'none'; the critic must be "
                             "kept Lipschitz: valid constraints are clip, gp, sn")

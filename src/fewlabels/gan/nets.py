@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from fewlabels.distributed import BatchNorm2d
 from fewlabels.errors import UserError
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "silu": nn.SiLU, "tanh": nn.Tanh}
@@ -33,7 +34,8 @@ def upsamplings(side: int, where: str = "data") -> int:
 
 class DCGANGenerator(nn.Module):
     """z -> Linear -> (width, s, s) -> k x [ConvTranspose 4x4 stride 2, BatchNorm, ReLU] -> Conv 3x3
-    -> tanh: images in [-1, 1]. Channels halve at each doubling, down to `channels`."""
+    -> tanh: images in [-1, 1]. Channels halve at each doubling, down to `channels`. Under torchrun
+    the batch norm's statistics are the global batch's (fewlabels.distributed.BatchNorm2d)."""
 
     def __init__(self, z_dim: int, shape: tuple[int, int, int], channels: int = 64):
         super().__init__()
@@ -43,7 +45,7 @@ class DCGANGenerator(nn.Module):
         self.fc = nn.Sequential(nn.Linear(z_dim, self.width * self.start ** 2), nn.ReLU())
         layers, w = [], self.width
         for _ in range(k):
-            layers += [nn.ConvTranspose2d(w, w // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(w // 2), nn.ReLU()]
+            layers += [nn.ConvTranspose2d(w, w // 2, 4, 2, 1, bias=False), BatchNorm2d(w // 2), nn.ReLU()]
             w //= 2
         layers += [nn.Conv2d(w, c_out, 3, 1, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)

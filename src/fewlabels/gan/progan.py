@@ -76,10 +76,26 @@ def widths(levels: int, channels: int) -> list[int]:
     return [min(channels * 2 ** (levels - k), channels * 8) for k in range(levels + 1)]
 
 
-class ProGenerator(nn.Module):
-    def __init__(self, z_dim: int, shape: tuple[int, int, int], channels: int = 32):
+class Growing(nn.Module):
+    """The stage both networks share: the top level in use and the fade-in weight α of its block.
+    α also lives in a tensor (not saved: the stage is a function of the images shown) so that a
+    compiled network reads it as data; as a Python float it would be a constant, and every new α
+    of a fade-in would recompile."""
+
+    def __init__(self, levels: int):
         super().__init__()
-        self.levels = levels_for(shape[1])
+        self.levels = levels
+        self.register_buffer("alpha_t", torch.ones(()), persistent=False)
+        self.set_stage(levels, 1.0)
+
+    def set_stage(self, level: int, alpha: float) -> None:
+        self.level, self.alpha, self.fading = level, alpha, alpha < 1
+        self.alpha_t.fill_(alpha)
+
+
+class ProGenerator(Growing):
+    def __init__(self, z_dim: int, shape: tuple[int, int, int], channels: int = 32):
+        super().__init__(levels_for(shape[1]))
         w = widths(self.levels, channels)
         self.z_dim, self.w0 = z_dim, w[0]
         self.fc = EqualizedLinear(z_dim, w[0] * 16, gain=math.sqrt(2) / 4)
@@ -88,17 +104,13 @@ class ProGenerator(nn.Module):
             nn.ModuleList([EqualizedConv(w[k - 1], w[k], 3), EqualizedConv(w[k], w[k], 3)])
             for k in range(1, self.levels + 1))
         self.to_rgb = nn.ModuleList(EqualizedConv(w[k], shape[0], 1, gain=1.0) for k in range(self.levels + 1))
-        self.level, self.alpha = self.levels, 1.0
-
-    def set_stage(self, level: int, alpha: float) -> None:
-        self.level, self.alpha = level, alpha
 
     def forward(self, z: Tensor) -> Tensor:
         h = lrelu(self.fc(pixel_norm(z))).view(-1, self.w0, 4, 4)
         h = pixel_norm(lrelu(self.conv0(pixel_norm(h))))
         previous = None
         for k in range(1, self.level + 1):
-            if k == self.level and self.alpha < 1:
+            if k == self.level and self.fading:
                 previous = h
             h = F.interpolate(h, scale_factor=2, mode="nearest")
             for conv in self.blocks[k - 1]:
@@ -106,14 +118,13 @@ class ProGenerator(nn.Module):
         out = self.to_rgb[self.level](h)
         if previous is not None:  # fade-in: the new block's output blended with the upsampled old one
             old = F.interpolate(self.to_rgb[self.level - 1](previous), scale_factor=2, mode="nearest")
-            out = old + self.alpha * (out - old)
+            out = old + self.alpha_t * (out - old)
         return out
 
 
-class ProDiscriminator(nn.Module):
+class ProDiscriminator(Growing):
     def __init__(self, shape: tuple[int, int, int], channels: int = 32):
-        super().__init__()
-        self.levels = levels_for(shape[1])
+        super().__init__(levels_for(shape[1]))
         w = widths(self.levels, channels)
         self.from_rgb = nn.ModuleList(EqualizedConv(shape[0], w[k], 1) for k in range(self.levels + 1))
         self.blocks = nn.ModuleList(
@@ -122,10 +133,6 @@ class ProDiscriminator(nn.Module):
         self.conv0 = EqualizedConv(w[0] + 1, w[0], 3)
         self.fc1 = EqualizedLinear(w[0] * 16, w[0])
         self.fc2 = EqualizedLinear(w[0], 1, gain=1.0)
-        self.level, self.alpha = self.levels, 1.0
-
-    def set_stage(self, level: int, alpha: float) -> None:
-        self.level, self.alpha = level, alpha
 
     def forward(self, x: Tensor) -> Tensor:
         h = lrelu(self.from_rgb[self.level](x))
@@ -133,9 +140,9 @@ class ProDiscriminator(nn.Module):
             for conv in self.blocks[k - 1]:
                 h = lrelu(conv(h))
             h = F.avg_pool2d(h, 2)
-            if k == self.level and self.alpha < 1:  # fade-in: blend with the old input path
+            if k == self.level and self.fading:  # fade-in: blend with the old input path
                 old = lrelu(self.from_rgb[k - 1](F.avg_pool2d(x, 2)))
-                h = old + self.alpha * (h - old)
+                h = old + self.alpha_t * (h - old)
         h = lrelu(self.conv0(minibatch_std(h)))
         return self.fc2(lrelu(self.fc1(h.flatten(1))))
 

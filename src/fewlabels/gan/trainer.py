@@ -48,7 +48,17 @@ class GANExperiment:
         if cfg.loss.constraint == "sn":
             add_spectral_norm(self.D)
         self.D.to(device)
+        self.memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+        for net in (self.G, self.D):
+            net.to(memory_format=self.memory_format)
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if cfg.train.ema > 0 else None
+        # What the step calls: the same modules, compiled when asked (weights and state stay in G, D).
+        self._G, self._D = self.G, self.D
+        if cfg.train.compile:
+            if self.progressive:  # one graph per stage, and D's twice (inputs with and without grad)
+                torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit,
+                                                           4 * self.G.levels + 4)
+            self._G, self._D = torch.compile(self.G), torch.compile(self.D)
         self.stage = (self.G.levels, 1.0) if self.progressive else None
         self.opt_G = self._optimizer(self.G, cfg.optim.lr_g)
         self.opt_D = self._optimizer(self.D, cfg.optim.lr_d)
@@ -86,9 +96,11 @@ class GANExperiment:
             real = shard(self.data.sample(B, self.gen))
             if self.progressive:
                 real = progan.real_at_stage(real, *self.stage, self.G.levels)
+            if self.is_image:
+                real = real.contiguous(memory_format=self.memory_format)
             z = shard(torch.randn(B, cfg.model.z_dim, generator=self.gen, device=self.device))
             with self._precision():
-                fake = self.G(z)
+                fake = self._G(z)
                 loss_d, logs = self._discriminator_loss(real, fake)
             self.opt_D.zero_grad(set_to_none=True)
             loss_d.backward()
@@ -101,7 +113,7 @@ class GANExperiment:
         # is intact and G has not moved since. D's weights are frozen so backward skips their grads.
         _set_requires_grad(self._d_params, False)
         with self._precision():
-            loss_g = self.g_loss(self.D(fake).float())
+            loss_g = self.g_loss(self._D(fake).float())
         self.opt_G.zero_grad(set_to_none=True)
         loss_g.backward()
         average_gradients(self._g_params)
@@ -120,9 +132,11 @@ class GANExperiment:
 
     def _discriminator_loss(self, real: Tensor, fake: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         c = self.cfg.loss
-        if c.r1_weight > 0:
+        D_real = self._D
+        if c.r1_weight > 0:  # R1 differentiates ∇D(real): that forward must be the eager module's
             real.requires_grad_(True)
-        d_real, d_fake = self.D(real).float(), self.D(fake.detach()).float()
+            D_real = self.D
+        d_real, d_fake = D_real(real).float(), self._D(fake.detach()).float()
         loss = self.d_loss(d_real, d_fake)
         logs = {"loss_d": loss.detach()}
         if c.name == "wasserstein":

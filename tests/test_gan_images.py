@@ -51,6 +51,18 @@ def test_digits_dcgan_run_reports_frechet_distance_and_samples_images(tmp_path, 
     assert (tmp_path / "s.png").stat().st_size > 1000  # and a PNG grid of them
 
 
+def test_eval_can_score_a_finished_run_under_another_protocol_but_not_retrain_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", str(digits_config(tmp_path, train={"steps": 10})), "--out", str(out), "--device", "cpu"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(out), "--set", "eval.samples=100"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["samples_vs_real"].startswith("100 generated vs 100 held-out") and scores["fd"] > 0
+    before = (out / "config.yaml").read_text()
+    assert main(["eval", str(out), "--set", "train.steps=5"]) == 2
+    assert "only eval.* keys" in capsys.readouterr().err and (out / "config.yaml").read_text() == before
+
+
 def test_dcgan_resume_is_bitwise_equal_to_an_uninterrupted_run(tmp_path):
     once, twice = tmp_path / "once", tmp_path / "twice"
     cfg = digits_config(tmp_path)

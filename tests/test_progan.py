@@ -33,6 +33,20 @@ def test_at_the_start_of_a_fade_in_the_networks_equal_the_previous_level():
     assert real_at_stage(x, 2, 1.0, 2).shape == x.shape and real_at_stage(x, 1, 1.0, 2).shape == (4, 1, 8, 8)
 
 
+def test_gradient_penalty_through_minibatch_std_stays_finite_for_a_collapsed_batch():
+    """Where a feature is equal over the batch (a collapsed generator; under bf16 autocast, a few
+    features of an ordinary batch) its σ is 0. WGAN-GP differentiates D's input gradient, so D's
+    weights get the second derivative of σ: with torch's std that was 0/0 = NaN (anomaly mode put
+    it in std's DivBackward), and a Fashion-MNIST ProGAN in bf16 diverged at step 62."""
+    from fewlabels.gan.lipschitz import gradient_penalty
+
+    torch.manual_seed(0)
+    D = ProDiscriminator((1, 8, 8), 4)
+    same = torch.randn(1, 1, 8, 8).expand(8, -1, -1, -1).contiguous()
+    gradient_penalty(D, same, same.clone(), torch.rand(8)).backward()
+    assert all(torch.isfinite(p.grad).all() for p in D.parameters() if p.grad is not None)
+
+
 def test_progan_needs_power_of_two_images():
     with pytest.raises(UserError, match="28x28"):
         levels_for(28)

@@ -54,7 +54,7 @@ def _cmd_sample(args) -> int:
 def _cmd_eval(args) -> int:
     from fewlabels.train import open_run
 
-    _, _, exp = open_run(args.run, args.device)
+    _, _, exp = open_run(args.run, args.device, args.set)
     if args.episodes is not None and "episodes" in inspect.signature(exp.evaluate).parameters:
         print(json.dumps(exp.evaluate(episodes=args.episodes)))  # RL runs; other families ignore it
         return 0
@@ -110,6 +110,8 @@ def parser() -> argparse.ArgumentParser:
         e.add_argument("run")
         e.add_argument("--device", default="auto")
         e.add_argument("--episodes", type=int, help="RL runs: greedy-policy episodes to average over")
+        e.add_argument("--set", action="append", metavar="eval.KEY=VALUE",
+                       help="evaluate under another protocol, e.g. eval.extractor=inception eval.samples=10000")
         e.set_defaults(func=_cmd_eval)
 
     pl = sub.add_parser("plan", help="exact planning on the grid world: values, policy and sweeps")

@@ -65,12 +65,18 @@ def save(run: RunDir, exp: Any, cfg: Any, step: int) -> None:
     run.prune_checkpoints()
 
 
-def open_run(out: str, device: str = "auto"):
-    """(cfg, run, experiment) of an existing run directory, restored from its newest checkpoint."""
+def open_run(out: str, device: str = "auto", overrides: list[str] | None = None):
+    """(cfg, run, experiment) of an existing run directory, restored from its newest checkpoint.
+    `overrides` (KEY=VALUE) may change how the run is evaluated (eval.*), never what was trained."""
     run = RunDir(out)
     if not run.config_path.is_file():
         raise UserError(f"{out!r} is not a run directory (no config.yaml); pass the --out of a `fewlabels train` run")
-    cfg = configlib.from_dict(configlib.read_yaml(run.config_path), str(run.config_path))
+    for item in overrides or []:
+        if not item.startswith("eval."):
+            raise UserError(f"--set {item!r} would change the trained run; only eval.* keys can be set here "
+                            "(e.g. eval.extractor=inception)")
+    data = configlib.apply_overrides(configlib.read_yaml(run.config_path), list(overrides or []))
+    cfg = configlib.from_dict(data, str(run.config_path))
     latest = run.latest_checkpoint()
     if latest is None:
         raise UserError(f"run {out!r} has no checkpoint yet; train it first (fewlabels train CONFIG --out {out})")

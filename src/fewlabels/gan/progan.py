@@ -57,9 +57,11 @@ def lrelu(x: Tensor) -> Tensor:
 
 
 def minibatch_std(x: Tensor) -> Tensor:
-    """Append one feature map: the batch std of every feature and pixel, averaged."""
-    std = x.std(dim=0, unbiased=False).add(1e-8).mean()
-    return torch.cat([x, std.expand(x.shape[0], 1, *x.shape[2:])], dim=1)
+    """Append one feature map: the batch std of every feature and pixel, averaged. As in the
+    paper's code, σ = √(Var + 1e-8), in float32: its derivatives stay finite where a feature is
+    equal over the batch. torch's std has a NaN second derivative there, which WGAN-GP takes."""
+    std = torch.sqrt(x.float().var(dim=0, unbiased=False) + 1e-8).mean()
+    return torch.cat([x, std.to(x.dtype).expand(x.shape[0], 1, *x.shape[2:])], dim=1)
 
 
 def levels_for(side: int) -> int:

@@ -208,3 +208,9 @@ def test_two_torchrun_processes_train_like_one_process_with_the_same_global_batc
         for key, value in a[name].items():
             assert torch.allclose(value, b[name][key], atol=2e-5, rtol=1e-4), f"{name}.{key}"
     assert not any(p.name.startswith("rank") for p in double.iterdir())  # one run directory, written by rank 0
+    # the logged losses are the global batch's (averaged over ranks), not rank 0's half
+    logged = [[row for row in RunDir(out).read_metrics() if "loss_d" in row] for out in (single, double)]
+    assert [r["step"] for r in logged[0]] == [r["step"] for r in logged[1]] == [10, 20, 30]
+    for row_a, row_b in zip(*logged, strict=True):
+        for key in ("loss_d", "loss_g"):
+            assert row_a[key] == pytest.approx(row_b[key], rel=1e-4, abs=1e-5), (row_a["step"], key)

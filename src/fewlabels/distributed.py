@@ -71,6 +71,22 @@ def average_gradients(params: list[Tensor]) -> None:
         offset += g.numel()
 
 
+def agree(losses: dict[str, Tensor], stopping: bool) -> tuple[dict[str, float], bool]:
+    """What every rank must agree on after a step, in one all-reduce: the losses averaged over
+    ranks (the global batch's, as one process would log them; so a NaN on any rank is a NaN on
+    all, and all stop together) and whether any rank received a stop signal (SIGTERM can reach
+    them at different steps; a rank leaving alone would leave the others waiting in an all-reduce)."""
+    if world_size() == 1:
+        return {k: float(v) for k, v in losses.items()}, stopping
+    values = [torch.as_tensor(v).detach().float().reshape(()) for v in losses.values()]
+    device = next((v.device for v in values), torch.device("cpu"))
+    flat = torch.stack([*values, torch.tensor(float(stopping), device=device)])
+    dist.all_reduce(flat)
+    flat = flat.cpu()
+    means = (flat[:-1] / world_size()).tolist()
+    return dict(zip(losses, means, strict=True)), bool(flat[-1] > 0)
+
+
 def _global_sum(x: Tensor) -> Tensor:
     """Sum over ranks, differentiable: the backward pass sums the ranks' gradients, as the
     chain rule asks when every rank's loss depends on the global statistic."""

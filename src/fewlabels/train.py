@@ -131,8 +131,8 @@ def train(cfg: Any, out: str, device: str = "auto") -> dict:
         with StopSignals() as stop:
             while step < t.steps:
                 previous, step = step, step + stride
-                losses = exp.train_step(step)
-                values = {k: float(v) for k, v in losses.items()}
+                # Under torchrun: the global batch's mean losses on every rank, and one stop decision.
+                values, stopping = distributed.agree(exp.train_step(step), stop.received is not None)
                 bad = [k for k, v in values.items() if not math.isfinite(v)]
                 if bad:
                     kept = run.latest_checkpoint()
@@ -148,7 +148,6 @@ def train(cfg: Any, out: str, device: str = "auto") -> dict:
                     run.log(step, last)
                 if main and t.snapshot_every and (crossed(t.snapshot_every) or done):
                     exp.snapshot(step, run.samples)
-                stopping = stop.received is not None
                 if main and (crossed(t.checkpoint_every) or done or stopping):
                     save(run, exp, cfg, step)
                 if stopping:

@@ -163,6 +163,8 @@ def test_channels_last_for_points_is_one_sentence(tmp_path):
 @pytest.mark.parametrize("name", ["fashion_dcgan", "fashion_progan"])
 def test_fashion_configs_train_on_the_gpu_with_every_speed_option(tmp_path, name):
     """bf16 autocast, channels-last and torch.compile together, through the growth for ProGAN."""
+    from pathlib import Path
+
     import torch
 
     from fewlabels import config as configlib
@@ -171,8 +173,6 @@ def test_fashion_configs_train_on_the_gpu_with_every_speed_option(tmp_path, name
 
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
-    from pathlib import Path
-
     if not Path(IDX_DEFAULT_ROOTS["fashion_mnist"]).is_dir():
         pytest.skip("dataset-fashion-mnist is not installed")
     root = Path(__file__).resolve().parents[1]

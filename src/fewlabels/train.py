@@ -71,11 +71,12 @@ def open_run(out: str, device: str = "auto", overrides: list[str] | None = None)
     run = RunDir(out)
     if not run.config_path.is_file():
         raise UserError(f"{out!r} is not a run directory (no config.yaml); pass the --out of a `fewlabels train` run")
-    for item in overrides or []:
+    overrides = list(overrides or [])
+    for item in overrides:
         if not item.startswith("eval."):
             raise UserError(f"--set {item!r} would change the trained run; only eval.* keys can be set here "
                             "(e.g. eval.extractor=inception)")
-    data = configlib.apply_overrides(configlib.read_yaml(run.config_path), list(overrides or []))
+    data = configlib.apply_overrides(configlib.read_yaml(run.config_path), overrides)
     cfg = configlib.from_dict(data, str(run.config_path))
     latest = run.latest_checkpoint()
     if latest is None:

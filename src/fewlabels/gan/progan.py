@@ -80,19 +80,19 @@ def widths(levels: int, channels: int) -> list[int]:
 
 class Growing(nn.Module):
     """The stage both networks share: the top level in use and the fade-in weight α of its block.
-    α also lives in a tensor (not saved: the stage is a function of the images shown) so that a
-    compiled network reads it as data; as a Python float it would be a constant, and every new α
-    of a fade-in would recompile."""
+    α is a tensor (not saved: the stage is a function of the images shown) so that a compiled
+    network reads it as data; as a Python float it would be a constant, and every new α of a
+    fade-in would recompile."""
 
     def __init__(self, levels: int):
         super().__init__()
         self.levels = levels
-        self.register_buffer("alpha_t", torch.ones(()), persistent=False)
+        self.register_buffer("alpha", torch.ones(()), persistent=False)
         self.set_stage(levels, 1.0)
 
     def set_stage(self, level: int, alpha: float) -> None:
-        self.level, self.alpha, self.fading = level, alpha, alpha < 1
-        self.alpha_t.fill_(alpha)
+        self.level, self.fading = level, alpha < 1
+        self.alpha.fill_(alpha)
 
 
 class ProGenerator(Growing):
@@ -120,7 +120,7 @@ class ProGenerator(Growing):
         out = self.to_rgb[self.level](h)
         if previous is not None:  # fade-in: the new block's output blended with the upsampled old one
             old = F.interpolate(self.to_rgb[self.level - 1](previous), scale_factor=2, mode="nearest")
-            out = old + self.alpha_t * (out - old)
+            out = old + self.alpha * (out - old)
         return out
 
 
@@ -144,7 +144,7 @@ class ProDiscriminator(Growing):
             h = F.avg_pool2d(h, 2)
             if k == self.level and self.fading:  # fade-in: blend with the old input path
                 old = lrelu(self.from_rgb[k - 1](F.avg_pool2d(x, 2)))
-                h = old + self.alpha_t * (h - old)
+                h = old + self.alpha * (h - old)
         h = lrelu(self.conv0(minibatch_std(h)))
         return self.fc2(lrelu(self.fc1(h.flatten(1))))
 

@@ -48,9 +48,9 @@ class GANExperiment:
         if cfg.loss.constraint == "sn":
             add_spectral_norm(self.D)
         self.D.to(device)
-        self.memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
-        for net in (self.G, self.D):
-            net.to(memory_format=self.memory_format)
+        if cfg.train.channels_last:
+            for net in (self.G, self.D):
+                net.to(memory_format=torch.channels_last)
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if cfg.train.ema > 0 else None
         # What the step calls: the same modules, compiled when asked (weights and state stay in G, D).
         self._G, self._D = self.G, self.D
@@ -96,8 +96,8 @@ class GANExperiment:
             real = shard(self.data.sample(B, self.gen))
             if self.progressive:
                 real = progan.real_at_stage(real, *self.stage, self.G.levels)
-            if self.is_image:
-                real = real.contiguous(memory_format=self.memory_format)
+            if cfg.train.channels_last:
+                real = real.contiguous(memory_format=torch.channels_last)
             z = shard(torch.randn(B, cfg.model.z_dim, generator=self.gen, device=self.device))
             with self._precision():
                 fake = self._G(z)

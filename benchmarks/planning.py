@@ -25,9 +25,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from fewlabels.rl.envs.gridworld import Grid, GridMDP  # noqa: E402
-from fewlabels.rl.mdp import MDP  # noqa: E402
-from fewlabels.rl.planning import value_iteration  # noqa: E402
+from fewlabels.rl.planning.dp import value_iteration  # noqa: E402
+from fewlabels.rl.planning.gridworld import Grid, GridMDP  # noqa: E402
+from fewlabels.rl.planning.mdp import MDP  # noqa: E402
 
 TOL = 1e-6
 

@@ -1,5 +1,6 @@
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,16 @@ import torch
 import yaml
 
 os.environ.setdefault("CI", "true")  # quiet progress bars in tests
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two workers share the two cores: every run, BLAS call and subprocess keeps to one thread, or
+    # their OpenMP threads spin against each other (a demo test took 975 s instead of 60).
+    os.environ.setdefault("FEWLABELS_MAX_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+# Real-vs-real floors are cached on disk; tests keep theirs out of the user's ~/.cache/fewlabels.
+os.environ.setdefault("FEWLABELS_CACHE", tempfile.mkdtemp(prefix="fewlabels-test-cache-"))
 torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]

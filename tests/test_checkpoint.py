@@ -60,3 +60,36 @@ def test_expectations_name_what_differs(tmp_path):
     p = checkpoint.save(tmp_path / "a.safetensors", {}, {"family": "gan", "signature": "0.w:2x3"})
     with pytest.raises(UserError, match="belongs to another model: its signature is"):
         checkpoint.load(p, expect={"family": "gan", "signature": "0.w:4x3"})
+
+
+def test_a_folder_where_the_checkpoint_should_be(tmp_path):
+    (tmp_path / "a.safetensors").mkdir()
+    with pytest.raises(UserError, match=r"checkpoint .*a.safetensors' could not be read \(it is a folder"):
+        checkpoint.load(tmp_path / "a.safetensors")
+
+
+def test_a_header_whose_tree_names_a_missing_tensor_is_corrupt(tmp_path):
+    p = checkpoint.save(tmp_path / "a.safetensors", {"w": torch.ones(2)}, {"step": 1})
+    raw = p.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = raw[8:8 + n].replace(b'\\"__tensor__\\": \\"/w', b'\\"__tensor__\\": \\"/v')
+    assert len(header) == n
+    p.write_bytes(raw[:8] + header + raw[8 + n:])
+    with pytest.raises(UserError, match="is corrupt or truncated"):
+        checkpoint.load(p)
+
+
+def test_disk_full_leaves_the_old_checkpoint_and_no_temporary(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    p = checkpoint.save(tmp_path / "a.safetensors", {"w": torch.ones(2)}, {"step": 1})
+    before = p.read_bytes()
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(UserError, match=r"could not be written \(the disk is full\)"):
+        checkpoint.save(p, {"w": torch.zeros(2)}, {"step": 2})
+    assert p.read_bytes() == before and [q.name for q in tmp_path.iterdir()] == ["a.safetensors"]

@@ -62,3 +62,39 @@ def test_every_shipped_config_loads():
     assert files
     for f in files:
         config.load(f)
+
+
+def test_a_set_value_that_is_not_yaml_is_one_sentence():
+    with pytest.raises(UserError, match=r"--set 'train.steps=\[\[': the value is not valid YAML"):
+        build({"family": "gan"}, ["train.steps=[["])
+
+
+def test_a_family_that_is_not_a_name():
+    with pytest.raises(UserError, match=r"the key 'family' is \['gan'\]; valid: diffusion"):
+        build({"family": ["gan"]})
+
+
+def test_seeds_are_checked_against_numpys_range():
+    with pytest.raises(UserError, match=r"seed is 4294967296; valid values are >= 0 and <= 4294967295"):
+        build({"family": "gan", "seed": 2**32})
+    assert build({"family": "gan", "seed": 2**32 - 1}).seed == 2**32 - 1
+
+
+@pytest.mark.parametrize("raw, says", [
+    ("family: gan\nname: caf\xe9\n".encode("latin-1"), "not UTF-8 text: byte 0xe9 at position 21"),
+    (b"a: " + b"[" * 1000, "nested too deeply"),
+    (b"- 1\n- 2\n", "must hold a mapping of keys, not list"),
+    (b"family: gan\x00", "not valid YAML"),
+])
+def test_a_file_that_is_no_config_is_one_sentence(tmp_path, raw, says):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(raw)
+    with pytest.raises(UserError, match=says) as e:
+        config.read_yaml(path)
+    assert "c.yaml" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_byte_order_mark_is_fine(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(b"\xef\xbb\xbffamily: gan\n")
+    assert config.read_yaml(path) == {"family": "gan"}

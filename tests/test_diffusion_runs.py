@@ -123,7 +123,7 @@ def test_a_missing_fashion_mnist_folder_names_the_package(tmp_path, capsys):
 
 
 def test_demo_diffusion_part_shows_both_processes_and_the_ddim_table(tmp_path):
-    from fewlabels.diffusion.demo import diffusion_part
+    from fewlabels.demo.diffusion import diffusion_part
 
     sections = diffusion_part(tmp_path, quick=True)
     titles = [s.title for s in sections]

@@ -119,7 +119,7 @@ def test_train_sample_eval_follow_the_contracts(tmp_path, capsys):
     assert list((run / "tb").iterdir())
     rows = RunDir(run).read_metrics()
     assert all("step" in r and "wall_seconds" in r for r in rows)
-    assert any("w_estimate" in r for r in rows)
+    assert any("critic_gap" in r for r in rows)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["steps"] == 100 and "wall_seconds" in summary
     assert "modes" in summary["metrics"] and "real_emd" in summary["metrics"]
@@ -133,6 +133,35 @@ def test_train_sample_eval_follow_the_contracts(tmp_path, capsys):
     ev = json.loads(capsys.readouterr().out)
     assert ev["modes"] == summary["metrics"]["modes"] and ev["emd"] == pytest.approx(summary["metrics"]["emd"])
     assert "<img" in (run / "report.html").read_text()
+
+
+def generator_inputs(tmp_path, loss: dict, *overrides: str) -> tuple[list, int]:
+    """The z of every call of G during one training step, and n_critic."""
+    from fewlabels import config as configlib
+    from fewlabels.train import build_experiment
+
+    cfg = configlib.load(write_config(tmp_path / "c.yaml", loss=loss, train={"n_critic": 3}), list(overrides))
+    exp = build_experiment(cfg, torch.device("cpu"))
+    calls = []
+    exp._G = lambda z: calls.append(z) or exp.G(z)
+    exp.train_step(1)
+    return calls, cfg.train.n_critic
+
+
+@pytest.mark.parametrize("constraint", ["clip", "gp"])
+def test_wgan_generator_step_draws_fresh_z_as_in_algorithm_1(tmp_path, constraint):
+    """WGAN and WGAN-GP, Algorithm 1: after n_critic critic steps, G's step samples its own
+    minibatch of z rather than reusing the critic's last fake batch."""
+    calls, n_critic = generator_inputs(tmp_path, {"name": "wasserstein", "constraint": constraint})
+    assert len(calls) == n_critic + 1
+    assert not torch.equal(calls[-1], calls[-2])
+
+
+def test_other_losses_reuse_the_last_fake_batch_unless_told_not_to(tmp_path):
+    calls, n_critic = generator_inputs(tmp_path, {"name": "nonsaturating"})
+    assert len(calls) == n_critic
+    calls, n_critic = generator_inputs(tmp_path, {"name": "nonsaturating"}, "train.reuse_fake=false")
+    assert len(calls) == n_critic + 1 and not torch.equal(calls[-1], calls[-2])
 
 
 def test_a_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_checkpoint(tmp_path, capsys, monkeypatch):
@@ -204,9 +233,13 @@ def test_two_torchrun_processes_train_like_one_process_with_the_same_global_batc
     a, step_a = final_state(single)
     b, step_b = final_state(double)
     assert step_a == step_b == 30
+    # Float rounding differs between one reduction and two halves all-reduced; Adam's normalised
+    # step amplifies it where a gradient is near zero. Measured on an AMD EPYC after 30 steps: at
+    # most 2.1e-5 (one weight of 4,096). The bug this guards against (per-rank batch norm) moves
+    # thousands of weights, by up to 8e-4; a tolerance of 1e-4 separates the two.
     for name in ("G", "D", "G_ema"):
         for key, value in a[name].items():
-            assert torch.allclose(value, b[name][key], atol=2e-5, rtol=1e-4), f"{name}.{key}"
+            assert torch.allclose(value, b[name][key], atol=1e-4, rtol=1e-4), f"{name}.{key}"
     assert not any(p.name.startswith("rank") for p in double.iterdir())  # one run directory, written by rank 0
     # the logged losses are the global batch's (averaged over ranks), not rank 0's half
     logged = [[row for row in RunDir(out).read_metrics() if "loss_d" in row] for out in (single, double)]

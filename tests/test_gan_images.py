@@ -123,6 +123,38 @@ def trained_generator(exp, steps):
     return exp.G.state_dict()
 
 
+def pre_norm_statistics(net, z):
+    """Per-channel mean and variance of the input of G's (first) batch norm, in train mode."""
+    import copy
+
+    import torch
+
+    probe, seen = copy.deepcopy(net).train(), []
+    norm = next(m for m in probe.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    norm.register_forward_pre_hook(lambda m, inputs: seen.append(inputs[0]))
+    with torch.no_grad():
+        probe(z)
+    return seen[0].mean((0, 2, 3)), seen[0].var((0, 2, 3))
+
+
+def test_ema_generator_samples_with_batch_norm_statistics_of_its_own_weights(tmp_path):
+    """Standing statistics: the EMA weights' own activations, recomputed before sampling, not the
+    running statistics of the raw G (other weights, and a momentum average since the start), and
+    from a private stream: the training and global random streams are untouched."""
+    import torch
+
+    exp = short_experiment(tmp_path)
+    trained_generator(exp, 20)
+    rng, gen = torch.get_rng_state(), exp.gen.get_state()
+    exp.sample(8)
+    assert torch.equal(torch.get_rng_state(), rng) and torch.equal(exp.gen.get_state(), gen)
+    z = torch.randn(4096, exp.cfg.model.z_dim, generator=torch.Generator().manual_seed(123))
+    mean, var = pre_norm_statistics(exp.G_ema, z)
+    ema, raw = (next(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)) for net in (exp.G_ema, exp.G))
+    assert torch.allclose(ema.running_mean, mean, atol=5e-3) and torch.allclose(ema.running_var, var, rtol=0.1)
+    assert not (torch.allclose(raw.running_mean, mean, atol=5e-3) and torch.allclose(raw.running_var, var, rtol=0.1))
+
+
 def test_channels_last_trains_like_contiguous_memory(tmp_path):
     import torch
 

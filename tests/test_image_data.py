@@ -63,3 +63,25 @@ def test_bad_image_folders_are_one_sentence(tmp_path, setup, phrase):
     setup(tmp_path / "imgs")
     with pytest.raises(UserError, match=phrase):
         image_folder(str(tmp_path / "imgs"))
+
+
+def test_runs_of_different_seeds_share_the_digits_test_split_and_the_feature_classifier(monkeypatch):
+    import functools
+
+    import torch
+
+    from fewlabels.data.config import DataConfig, make_data
+    from fewlabels.metrics import classifier
+
+    a, b = make_data(DataConfig(name="digits"), seed=0), make_data(DataConfig(name="digits"), seed=7)
+    assert np.array_equal(a.held, b.held) and np.array_equal(a.held_labels, b.held_labels)
+    assert np.array_equal(a.train, b.train)
+    # The classifier is trained afresh for each (1 epoch keeps this fast), not taken from the cache.
+    monkeypatch.setattr(classifier, "train_classifier", functools.partial(classifier.train_classifier, epochs=1))
+    feats = []
+    for data in (a, b):
+        classifier._CACHE.clear()
+        net = classifier.ClassifierFeatures.for_data(data, None, torch.device("cpu"))
+        feats.append(net.outputs(a.held)[0])
+    classifier._CACHE.clear()
+    assert np.array_equal(feats[0], feats[1])

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from conftest import assert_bitwise_equal, final_state, write_config
 from fewlabels.cli import main
 from fewlabels.errors import UserError
-from fewlabels.gan.progan import ProDiscriminator, ProGenerator, levels_for, real_at_stage, stage_at
+from fewlabels.gan.progan import ProDiscriminator, ProGenerator, levels_for, minibatch_std, real_at_stage, stage_at
 
 
 def test_growth_schedule_trains_4x4_then_fades_in_each_level_then_stabilises():
@@ -31,6 +31,19 @@ def test_at_the_start_of_a_fade_in_the_networks_equal_the_previous_level():
     D.set_stage(2, 0.0)
     assert torch.allclose(D(x), old_score, atol=1e-5)
     assert real_at_stage(x, 2, 1.0, 2).shape == x.shape and real_at_stage(x, 1, 1.0, 2).shape == (4, 1, 8, 8)
+
+
+def test_minibatch_std_is_taken_over_groups_of_four_samples():
+    """Karras et al. 2018, section 3 and their code: the std is over groups of 4, and each sample
+    gets its own group's value. Here one group is collapsed (σ = √1e-8) and the other is not."""
+    torch.manual_seed(0)
+    x = torch.cat([torch.randn(1, 3, 4, 4).expand(4, -1, -1, -1), 5 * torch.randn(4, 3, 4, 4)])
+    feature = minibatch_std(x)[:, -1]
+    assert feature.shape == (8, 4, 4)
+    assert torch.allclose(feature[:4], torch.full((4, 4, 4), 1e-4))
+    spread = torch.sqrt(x[4:].var(dim=0, unbiased=False) + 1e-8).mean()
+    assert torch.allclose(feature[4:], spread.expand(4, 4, 4))
+    assert torch.equal(minibatch_std(x[:2])[:, -1], minibatch_std(x[:2], group_size=2)[:, -1])  # min(4, N)
 
 
 def test_gradient_penalty_through_minibatch_std_stays_finite_for_a_collapsed_batch():
@@ -61,8 +74,48 @@ def progan_config(tmp_path, **train):
                                "checkpoint_every": 4, "eval_every": 0, **train})
 
 
+def test_progan_batch_must_split_into_minibatch_std_groups(tmp_path):
+    from fewlabels import config as configlib
+
+    with pytest.raises(UserError, match="train.batch_size is 30 .* multiple of 4"):
+        configlib.load(progan_config(tmp_path, batch_size=30))
+
+
+def optimiser_steps(exp, first: int, last: int) -> dict[int, tuple[float, float]]:
+    """After each step: Adam's step count for a G and a D weight trained from the first stage."""
+    counts = {}
+    for step in range(first, last + 1):
+        exp.train_step(step)
+        counts[step] = tuple(float(opt.state[p]["step"]) for opt, p in ((exp.opt_G, exp.G.fc.weight),
+                                                                            (exp.opt_D, exp.D.fc1.weight)))
+    return counts
+
+
+@pytest.mark.parametrize("reset", [True, False])
+def test_adam_moments_restart_from_zero_when_a_fade_in_starts_and_ends(tmp_path, reset):
+    """The paper's code resets the optimisers at every change of floor(lod) or ceil(lod)
+    (reset_opt_for_new_lod=True): here the 8x8 fade-in starts at step 11 and ends at step 21."""
+    from fewlabels import config as configlib
+    from fewlabels.train import build_experiment
+
+    cfg = configlib.load(progan_config(tmp_path), ["optim.betas=[0.5, 0.99]", f"optim.reset_on_growth={reset}"])
+    exp = build_experiment(cfg, torch.device("cpu"))
+    counts = optimiser_steps(exp, 1, 11)
+    assert counts[10] == (10, 10)
+    assert counts[11] == ((1, 1) if reset else (11, 11))
+    # one Adam step from zero moments: m = (1 - β1)·g, v = (1 - β2)·g²
+    for opt, p in ((exp.opt_G, exp.G.fc.weight), (exp.opt_D, exp.D.fc1.weight)):
+        fresh = torch.allclose(opt.state[p]["exp_avg"], 0.5 * p.grad, atol=1e-7)
+        assert fresh == reset
+        if reset:
+            assert torch.allclose(opt.state[p]["exp_avg_sq"], 0.01 * p.grad ** 2, atol=1e-9)
+    counts = optimiser_steps(exp, 12, 21)
+    assert counts[20] == ((10, 10) if reset else (20, 20))
+    assert counts[21] == ((1, 1) if reset else (21, 21))
+
+
 def test_progan_resumes_mid_fade_in_bitwise(tmp_path):
-    cfg = progan_config(tmp_path)
+    cfg = progan_config(tmp_path, steps=22)  # the fade-in ends at step 21 (an optimiser reset) after resuming
     once, twice = tmp_path / "once", tmp_path / "twice"
     assert main(["train", str(cfg), "--out", str(once), "--device", "cpu"]) == 0
     assert main(["train", str(cfg), "--out", str(twice), "--device", "cpu", "--set", "train.steps=13"]) == 0
@@ -73,3 +126,12 @@ def test_progan_resumes_mid_fade_in_bitwise(tmp_path):
     b, _ = final_state(twice)
     assert_bitwise_equal(a, b)
     assert (twice / "samples" / "growth.png").exists()  # the growth strip: 4x4 then 8x8
+
+
+def test_demo_progan_part_shows_the_growth_strip(tmp_path):
+    from fewlabels.demo.gan import digits_progan_part
+
+    (section,) = digits_progan_part(tmp_path, quick=True)
+    assert "4×4, shown enlarged" in section.text and "8×8 at α = 0.40" in section.text
+    assert (tmp_path / "digits_progan_growth.png").stat().st_size > 1000
+    assert 'href="digits_progan/report.html"' in section.html and (tmp_path / "digits_progan" / "report.html").is_file()

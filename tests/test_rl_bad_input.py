@@ -6,8 +6,8 @@ import yaml
 
 from fewlabels.cli import main
 from fewlabels.errors import UserError
-from fewlabels.rl.envs.gridworld import Grid, GridWorldEnv
-from fewlabels.rl.mdp import MDP
+from fewlabels.rl.planning.gridworld import Grid, GridWorldEnv
+from fewlabels.rl.planning.mdp import MDP
 
 
 def one_sentence_error(capsys, *argv):

@@ -15,9 +15,9 @@ from fewlabels import checkpoint
 from fewlabels import config as configlib
 from fewlabels.cli import main
 from fewlabels.errors import UserError
-from fewlabels.rl.envs.vector import EpisodeTracker, import_extra
-from fewlabels.rl.nets import MLP, _Tanh
-from fewlabels.rl.pg import gae
+from fewlabels.rl.deep.nets import MLP, _Tanh
+from fewlabels.rl.deep.pg import gae
+from fewlabels.rl.deep.vector import EpisodeTracker, import_extra
 from fewlabels.run import RunDir
 from fewlabels.train import open_run, train
 
@@ -80,6 +80,66 @@ def test_fast_tanh_matches_torch_tanh_in_value_and_gradient():
     assert net(torch.randn(512, 4)).shape == (512, 2)
 
 
+class CountingEnv:
+    """Episodes of exactly LENGTH steps: the observation is the time step t, the reward at t is
+    t + 1, the action does not matter. So G_t is known in closed form."""
+
+    LENGTH = 7
+    ID = "fewlabels-test/Counting-v0"
+
+
+def counting_env():
+    import gymnasium as gym
+
+    class Env(gym.Env):
+        observation_space = gym.spaces.Box(0.0, CountingEnv.LENGTH, (1,), np.float32)
+        action_space = gym.spaces.Discrete(2)
+
+        def reset(self, *, seed=None, options=None):
+            super().reset(seed=seed)
+            self.t = 0
+            return np.array([0.0], np.float32), {}
+
+        def step(self, action):
+            reward, self.t = float(self.t + 1), self.t + 1
+            return np.array([self.t], np.float32), reward, self.t == CountingEnv.LENGTH, False, {}
+
+    return Env()
+
+
+@pytest.mark.parametrize("baseline", [False, True])
+def test_reinforce_uses_the_reward_to_go_to_the_end_of_the_episode_across_rollouts(tmp_path, baseline):
+    import gymnasium as gym
+
+    from fewlabels.rl.deep.pg import PGExperiment
+
+    if CountingEnv.ID not in gym.registry:
+        gym.register(CountingEnv.ID, entry_point=counting_env)
+    gamma, n_steps, L = 0.9, 3, CountingEnv.LENGTH  # episodes of 7 steps, rollouts of 3
+    path = tmp_path / "reinforce.yaml"
+    path.write_text(yaml.safe_dump({
+        "family": "pg", "env": {"id": CountingEnv.ID, "num_envs": 2},
+        "agent": {"algo": "reinforce", "baseline": baseline, "gamma": gamma, "n_steps": n_steps,
+                  "normalize_advantage": False, "hidden": [8]},
+        "train": {"steps": 1000}}))
+    exp = PGExperiment(configlib.load(str(path)), torch.device("cpu"))
+    batches = []
+    exp.update = lambda batch, clip: batches.append(batch) or {}
+    for call in range(1, 11):
+        exp.train_step(call * exp.steps_per_call)
+    assert exp.env_steps == 10 * n_steps * 2  # a train_step is still n_steps vector steps
+    # by hand: G_t = sum over k = t..L-1 of gamma^(k-t) (k + 1)
+    by_hand = [sum(gamma ** (k - t) * (k + 1) for k in range(t, L)) for t in range(L)]
+    assert len(batches) >= 3
+    for batch in batches:
+        t = batch["obs"][:, 0].long()
+        assert torch.allclose(batch["returns"], torch.tensor(by_hand, dtype=torch.float32)[t])
+        expected_adv = batch["returns"] - batch["values"] if baseline else batch["returns"]
+        assert torch.allclose(batch["advantages"], expected_adv)
+    first = batches[0]["obs"][:, 0].long()
+    assert sorted(first.tolist()) == sorted(list(range(L)) * 2)  # two whole episodes, each step once
+
+
 # ---- learning on CartPole --------------------------------------------------------------------
 def test_ppo_solves_cartpole(tmp_path):
     summary, rows = run(tmp_path, "cartpole_ppo", train={"steps": 60_000}, eval={"gif": False})
@@ -107,19 +167,59 @@ def test_dqn_learns_cartpole(tmp_path):
 
 
 # ---- Atari and MuJoCo pipelines -----------------------------------------------------------------
-def test_pong_ppo_pipeline_runs_end_to_end_on_cpu(tmp_path):
+def test_pong_ppo_pipeline_feeds_stacked_uint8_frames_and_logs_raw_game_scores(tmp_path, monkeypatch):
     pytest.importorskip("ale_py")
     pytest.importorskip("cv2")
+    from fewlabels.rl.deep import nets
+    from fewlabels.rl.deep.vector import make_single
+
+    seen = []  # every batch of observations the network was given, while acting and while learning
+    forward = nets.NatureCNN.forward
+    monkeypatch.setattr(nets.NatureCNN, "forward", lambda self, x: seen.append(x.clone()) or forward(self, x))
     summary, rows = run(tmp_path, "pong_ppo", out="pong",
                         env={"num_envs": 2, "vectorization": "sync"},
                         agent={"n_steps": 64, "minibatch_size": 64, "epochs": 1},
                         train={"steps": 1024, "eval_every": 0, "log_every": 128},
                         eval={"episodes": 1, "gif_frames": 20})
     assert summary["status"] == "completed" and summary["steps"] == 1024  # 4,096 frames (frame skip 4)
+    assert all(x.dtype == torch.uint8 and x.shape[1:] == (4, 84, 84) for x in seen)
+    acting = [x[0] for x in seen[:40] if x.shape[0] == 2]  # sub-environment 0, first steps of the first rollout
+    assert len(acting) == 40
+    # FrameStackObservation: each stack drops its oldest frame and appends the newest one ...
+    assert all(torch.equal(b[:3], a[1:]) for a, b in zip(acting, acting[1:]))
+    assert any(not torch.equal(x[0], x[3]) for x in acting)  # ... and the four frames are not copies
+    assert sum(x.shape[0] == 64 for x in seen) == 1024 // 64  # the update saw every rollout step once
+
+    # The evaluation score is the raw game score: replay the same greedy episode by hand.
     _, _, exp = open_run(str(tmp_path / "pong"), "cpu")
-    assert exp.obs.shape == (2, 4, 84, 84) and exp.obs.dtype == np.uint8
-    assert -21 <= summary["metrics"]["eval_return"] <= 21
+    env = make_single(exp.cfg.env)
+    obs, _ = env.reset(seed=exp.cfg.eval.seed)
+    raw = []
+    while True:
+        obs, reward, terminated, truncated, _ = env.step(exp.act(np.asarray(obs)[None], True)[0])
+        raw.append(reward)
+        if terminated or truncated:
+            break
+    env.close()
+    assert max(raw.count(1.0), raw.count(-1.0)) == 21  # a whole game: one side reached 21 points
+    assert summary["metrics"]["eval_return"] == sum(raw)  # same weights, same seed, same episode
     assert (tmp_path / "pong" / "samples" / "episode.gif").stat().st_size > 1000
+
+
+def test_reward_clip_changes_what_is_learned_but_not_the_logged_return(tmp_path):
+    import gymnasium as gym
+
+    from fewlabels.rl.deep.pg import PGExperiment
+
+    if CountingEnv.ID not in gym.registry:
+        gym.register(CountingEnv.ID, entry_point=counting_env)
+    path = tmp_path / "clip.yaml"
+    path.write_text(yaml.safe_dump({"family": "pg", "env": {"id": CountingEnv.ID, "num_envs": 1, "reward_clip": 1.0},
+                                    "agent": {"algo": "ppo", "hidden": [8]}}))
+    exp = PGExperiment(configlib.load(str(path)), torch.device("cpu"))
+    learned = [exp.step_envs(np.zeros(1, np.int64))[1][0] for _ in range(CountingEnv.LENGTH)]
+    assert learned == [1.0] * CountingEnv.LENGTH  # raw rewards 1..7, clipped to 1
+    assert exp.episode_logs()["ep_return"] == sum(range(1, CountingEnv.LENGTH + 1)) == 28
 
 
 def test_pong_dqn_pipeline_keeps_uint8_frames_in_replay(tmp_path):
@@ -234,9 +334,9 @@ def test_sigterm_mid_run_saves_a_checkpoint_that_resumes(tmp_path):
 @pytest.mark.parametrize("algo, clip_value, activation", [("ppo", None, "tanh"), ("ppo", 0.2, "relu"),
                                                           ("a2c", None, "tanh"), ("reinforce", None, "relu")])
 def test_hand_written_policy_gradient_equals_autograd(discrete, algo, clip_value, activation):
-    from fewlabels.rl import mlp_grad
-    from fewlabels.rl.nets import ActorCritic
-    from fewlabels.rl.pg import policy_loss, value_loss
+    from fewlabels.rl.deep import mlp_grad
+    from fewlabels.rl.deep.nets import ActorCritic
+    from fewlabels.rl.deep.pg import policy_loss, value_loss
 
     torch.manual_seed(0)
     net = ActorCritic((5,), 3, discrete, [16, 16], activation, log_std_init=-0.5).double()
@@ -268,7 +368,7 @@ def test_hand_written_policy_gradient_equals_autograd(discrete, algo, clip_value
 
 def test_polyak_target_update_moves_tau_of_the_way_and_hard_update_copies(tmp_path):
     cfg = configlib.load(config_file(tmp_path, "cartpole_dqn", agent={"tau": 0.25}))
-    from fewlabels.rl.dqn import DQNExperiment
+    from fewlabels.rl.deep.dqn import DQNExperiment
 
     exp = DQNExperiment(cfg, torch.device("cpu"))
     with torch.no_grad():
@@ -287,3 +387,37 @@ def test_async_vector_envs_train_like_sync_ones(tmp_path):
     summary, rows = run(tmp_path, "cartpole_ppo", env={"num_envs": 2, "vectorization": "async"},
                         train={"steps": 1024, "eval_every": 512, "log_every": 256}, eval={"episodes": 2, "gif": False})
     assert summary["status"] == "completed" and len(evals(rows)) == 2
+
+
+@pytest.mark.parametrize("name", ["cartpole_ppo", "cartpole_dqn"])
+def test_benchmark_gives_stable_baselines3_our_hyper_parameters(name, monkeypatch):
+    pytest.importorskip("stable_baselines3")
+    import importlib.util
+
+    from fewlabels.rl.deep.dqn import DQNExperiment
+    from fewlabels.rl.deep.pg import PGExperiment
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("rl_vs_sb3", ROOT / "benchmarks" / "rl_vs_sb3.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    cfg = bench.load_config(name, 0, bench.LIKE_FOR_LIKE_OVERRIDES.get(name.split("_")[1], []))
+    model, a = bench.sb3_model(cfg, 0), cfg.agent
+    count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
+    assert (model.n_envs, model.gamma) == (cfg.env.num_envs, a.gamma)
+    assert model.batch_size == (a.batch_size if name == "cartpole_dqn" else a.minibatch_size)
+    if name == "cartpole_ppo":
+        ours = PGExperiment(cfg, torch.device("cpu"))
+        assert (model.n_steps, model.n_epochs, model.gae_lambda) == (a.n_steps, a.epochs, a.gae_lambda)
+        assert model.lr_schedule(1.0) == pytest.approx(a.lr) and model.lr_schedule(0.5) == pytest.approx(a.lr / 2)
+        assert model.clip_range(0.5) == pytest.approx(a.clip / 2)  # both decay linearly
+        assert count(model.policy) == count(ours.net)  # same actor and critic MLPs
+        assert isinstance(model.policy.mlp_extractor.policy_net[1], torch.nn.Tanh) and a.activation == "tanh"
+    else:
+        ours = DQNExperiment(cfg, torch.device("cpu"))
+        assert not a.double  # the like-for-like DQN is plain DQN on both sides
+        assert (model.train_freq.frequency, model.gradient_steps, model.target_update_interval) == \
+            (a.train_freq, a.gradient_steps, a.target_update)
+        assert (model.exploration_fraction, model.exploration_final_eps, model.learning_starts) == \
+            (a.eps_fraction, a.eps_end, a.learning_starts)
+        assert model.lr_schedule(0.5) == pytest.approx(a.lr) and count(model.q_net) == count(ours.q)

@@ -9,11 +9,11 @@ import pytest
 from conftest import ROOT
 from fewlabels import config as configlib
 from fewlabels.cli import main
-from fewlabels.rl import planning as pl
-from fewlabels.rl.envs.gridworld import GridMDP
-from fewlabels.rl.mdp import MDP
-from fewlabels.rl.tabular import policy_path
-from fewlabels.rl.trainer import TabularExperiment
+from fewlabels.rl.planning import dp as pl
+from fewlabels.rl.planning.gridworld import GridMDP
+from fewlabels.rl.planning.mdp import MDP
+from fewlabels.rl.tabular.methods import policy_path
+from fewlabels.rl.tabular.trainer import TabularExperiment
 from fewlabels.train import open_run, train
 
 CONFIGS = ROOT / "configs" / "rl"

@@ -11,10 +11,10 @@ import pytest
 from conftest import ROOT
 from fewlabels.cli import main
 from fewlabels.rl import make_env
-from fewlabels.rl import planning as pl
-from fewlabels.rl.envs.gridworld import Grid, GridMDP
-from fewlabels.rl.mdp import MDP
-from fewlabels.rl.tabular import run_policy
+from fewlabels.rl.planning import dp as pl
+from fewlabels.rl.planning.gridworld import Grid, GridMDP
+from fewlabels.rl.planning.mdp import MDP
+from fewlabels.rl.tabular.methods import run_policy
 
 SUTTON_BARTO_RANDOM = [[0, -14, -20, -22], [-14, -18, -20, -20], [-20, -20, -18, -14], [-22, -20, -14, 0]]
 
@@ -39,8 +39,14 @@ def random_mdp(S, A, gamma, seed):
 
 def test_random_policy_values_match_sutton_barto_figure_4_1(capsys):
     out = plan_json(capsys, "--env", "gridworld", "--policy", "random")
-    assert np.abs(np.array(out["values"]) - SUTTON_BARTO_RANDOM).max() < 1e-6
-    assert out["sweeps"] > 10 and len(out["policy"]) == 4
+    assert out["values"] == SUTTON_BARTO_RANDOM  # exactly: -14.0 == -14 after the JSON round trip
+    assert all(isinstance(v, float) and v.is_integer() for row in out["values"] for v in row)
+    assert len(out["policy"]) == 4
+    # sweeps: iterative policy evaluation's synchronous sweeps to --tol 1e-10, as the docs state
+    assert out["sweeps"] == pl.policy_evaluation(GridMDP(Grid.make()), pl.random_policy(GridMDP(Grid.make())),
+                                                 tol=1e-10).sweeps == 426
+    in_place = plan_json(capsys, "--env", "gridworld", "--policy", "random", "--in-place")
+    assert in_place["values"] == SUTTON_BARTO_RANDOM and in_place["sweeps"] == 272
 
 
 def test_optimal_values_are_minus_the_distance_to_the_nearest_terminal_and_all_ties_are_listed(capsys):

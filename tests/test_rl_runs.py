@@ -15,8 +15,8 @@ from conftest import write_config
 from fewlabels import checkpoint
 from fewlabels.cli import main
 from fewlabels.rl import GRIDWORLD_ID
-from fewlabels.rl.envs.gridworld import GridWorldEnv
-from fewlabels.rl.trainer import TabularExperiment
+from fewlabels.rl.planning.gridworld import GridWorldEnv
+from fewlabels.rl.tabular.trainer import TabularExperiment
 from fewlabels.run import RunDir
 
 
@@ -139,7 +139,7 @@ def test_gridworld_episodes_end_on_terminal_cells_with_reward_minus_one_per_move
 
 @pytest.mark.parametrize("quick", [True])
 def test_demo_grid_world_part_draws_the_lecture_figures(tmp_path, quick):
-    from fewlabels.rl.demo import gridworld_part
+    from fewlabels.demo.rl import gridworld_part
 
     sections = gridworld_part(tmp_path, quick=quick)
     titles = " ".join(s.title for s in sections)

@@ -11,7 +11,6 @@ under a real name.
 from __future__ import annotations
 
 import json
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save as st_save
 
+from fewlabels import files
 from fewlabels.errors import UserError
 
 FORMAT = "fewlabels-checkpoint-1"
@@ -60,18 +60,8 @@ def save(path: str | Path, state: dict, info: dict) -> Path:
     tree = _split(state, tensors, "")
     meta = {"format": FORMAT, "info": json.dumps(info), "tree": json.dumps(tree)}
     blob = st_save(tensors, metadata=meta)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(blob)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return path
+    return files.write_bytes_atomic(path, blob, "checkpoint", "free disk space or choose another --out; "
+                                    "the previous checkpoints are kept", durable=True)
 
 
 def read_info(path: str | Path) -> dict:
@@ -80,8 +70,8 @@ def read_info(path: str | Path) -> dict:
 
 
 def _open(path: Path) -> tuple[dict, dict, dict]:
-    if not path.is_file():
-        raise UserError(f"checkpoint {str(path)!r} does not exist")
+    with files.user_file(path, "checkpoint"), open(path, "rb"):
+        pass  # missing, a folder, no permission: one sentence from files, before safetensors words it its way
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -89,12 +79,19 @@ def _open(path: Path) -> tuple[dict, dict, dict]:
                 raise UserError(f"checkpoint {str(path)!r} is not a fewlabels checkpoint (no {FORMAT!r} header); "
                                 "point to a file written by `fewlabels train`")
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-        return json.loads(meta["info"]), json.loads(meta["tree"]), tensors
+        info, tree = json.loads(meta["info"]), json.loads(meta["tree"])
+        if not isinstance(info, dict):
+            raise ValueError("its info is not a mapping")
+        return info, tree, tensors
     except UserError:
         raise
     except Exception as e:  # safetensors raises several types for truncated or garbled files
-        raise UserError(f"checkpoint {str(path)!r} is corrupt or truncated ({type(e).__name__}); "
-                        "delete it (older checkpoints beside it are used instead) or start a new --out") from e
+        raise _corrupt(path, e) from e
+
+
+def _corrupt(path: Path, e: Exception) -> UserError:
+    return UserError(f"checkpoint {str(path)!r} is corrupt or truncated ({type(e).__name__}); "
+                     "delete it (older checkpoints beside it are used instead) or start a new --out")
 
 
 def load(path: str | Path, expect: dict | None = None) -> tuple[dict, dict]:
@@ -107,7 +104,10 @@ def load(path: str | Path, expect: dict | None = None) -> tuple[dict, dict]:
         if got != want:
             raise UserError(f"checkpoint {str(path)!r} belongs to another model: its {key} is {_short(got)}, "
                             f"this config needs {_short(want)}; use a new --out or the config that wrote it")
-    return _join(tree, tensors), info
+    try:
+        return _join(tree, tensors), info
+    except (KeyError, TypeError, ValueError) as e:  # a header that parses but does not describe its tensors
+        raise _corrupt(path, e) from e
 
 
 def _short(v: Any) -> str:

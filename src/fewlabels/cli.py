@@ -5,11 +5,19 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import os
 import sys
 from pathlib import Path
 
-from fewlabels import __version__
+from fewlabels import __version__, files
 from fewlabels.errors import UserError
+
+
+def check_seed(seed: int) -> int:
+    """NumPy's legacy seeding (np.random.seed, which a run uses) takes 0 .. 2**32 - 1."""
+    if not 0 <= seed < 2**32:
+        raise UserError(f"--seed is {seed}; valid seeds are 0 to {2**32 - 1}")
+    return seed
 
 
 def _cmd_train(args) -> int:
@@ -18,7 +26,7 @@ def _cmd_train(args) -> int:
 
     overrides = list(args.set or [])
     if args.seed is not None:
-        overrides.append(f"seed={args.seed}")
+        overrides.append(f"seed={check_seed(args.seed)}")
     cfg = configlib.load(args.config, overrides)
     out = args.out or str(Path("runs") / Path(args.config).stem)
     summary = train(cfg, out, device=args.device)
@@ -35,17 +43,19 @@ def _cmd_sample(args) -> int:
         raise UserError(f"--n is {args.n}; give a positive number of samples")
     if not args.out.endswith(".npy"):
         raise UserError(f"--out {args.out!r} must end in .npy")
+    check_seed(args.seed)
+    valid = "give --out a .npy path in an existing folder you can write to"
+    files.check_writable(args.out, "output file", valid)  # before the slow part
     _, _, exp = open_run(args.run, args.device)
     samples = exp.sample(args.n, seed=args.seed).astype(np.float32)
-    tmp = Path(args.out).with_name(f".{Path(args.out).name}.tmp.npy")
-    np.save(tmp, samples)
-    tmp.replace(args.out)
+    files.save_npy_atomic(args.out, samples, "output file", valid)
     result = {"out": args.out, "shape": list(samples.shape)}
     if samples.ndim == 4:  # images: a PNG grid beside the array (at most 256 of them)
         from fewlabels.viz.plots import image_grid
 
         grid = Path(args.out).with_suffix(".png")
-        image_grid(samples[:256], grid, columns=min(16, len(samples)))
+        with files.user_file(grid, "sample grid", "written", valid):
+            image_grid(samples[:256], grid, columns=min(16, len(samples)))
         result["grid"] = str(grid)
     print(json.dumps(result))
     return 0
@@ -63,7 +73,7 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_plan(args) -> int:
-    from fewlabels.rl.plan import plan
+    from fewlabels.rl.planning.plan import plan
 
     result = plan(args.env, args.rows, args.cols, args.terminals, args.walls, args.slip, args.policy, args.gamma,
                   args.tol, args.in_place)
@@ -121,7 +131,9 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("--terminals", help='terminal cells "r,c;r,c" (default "0,0;3,3")')
     pl.add_argument("--walls", help='wall cells "r,c;r,c" (default none)')
     pl.add_argument("--slip", type=float, help="probability of slipping sideways (default 0)")
-    pl.add_argument("--policy", default="optimal", choices=["random", "optimal"])
+    pl.add_argument("--policy", default="optimal", choices=["random", "optimal"],
+                    help="random: exact values of the equiprobable policy (a linear solve; sweeps = the iterative "
+                         "evaluation's sweeps to --tol); optimal: value iteration")
     pl.add_argument("--gamma", type=float, default=1.0)
     pl.add_argument("--tol", type=float, help="stop when no value changes by this much (default 1e-10)")
     pl.add_argument("--in-place", action="store_true", help="--policy random: in-place (Gauss-Seidel) sweeps")
@@ -143,6 +155,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"fewlabels: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # The reader of our output went away (`fewlabels plan --json | head`): nothing more to say.
+        # Point stdout at devnull so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as e:
+        # The last line of defence: files.py words every file fewlabels reads or writes; an
+        # error on a path that slipped past it still gets one sentence naming the file.
+        said = files.stray(e)
+        if args.debug or said is None:
+            raise
+        print(f"fewlabels: error: {said}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("fewlabels: interrupted", file=sys.stderr)

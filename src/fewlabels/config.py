@@ -19,15 +19,36 @@ from typing import Any, Literal, Union
 
 import yaml
 
+from fewlabels import files
 from fewlabels.errors import UserError
+
+
+@dataclasses.dataclass
+class LoopConfig:
+    """The keys the one training loop reads (fewlabels.train); each family's `train` section
+    extends it, and may give a key its own default with `loop_default`."""
+
+    steps: int = dataclasses.field(default=10000, metadata={"ge": 1})  # what one step is: the family says
+    log_every: int = dataclasses.field(default=100, metadata={"ge": 1})
+    eval_every: int = dataclasses.field(default=2000, metadata={"ge": 0})  # 0: only at the end
+    snapshot_every: int = dataclasses.field(default=1000, metadata={"ge": 0})  # 0: only at the end
+    checkpoint_every: int = dataclasses.field(default=2000, metadata={"ge": 1})
+    threads: int = dataclasses.field(default=1, metadata={"ge": 0})  # torch threads; 0 = torch's default
+
+
+def loop_default(name: str, value: int) -> Any:
+    """A family's own default for a LoopConfig key, keeping the key's valid range."""
+    base = {f.name: f for f in dataclasses.fields(LoopConfig)}[name]
+    return dataclasses.field(default=value, metadata=base.metadata)
+
 
 # family name -> "module:ConfigClass"; imported lazily so `fewlabels --version` stays fast.
 FAMILIES: dict[str, str] = {
     "gan": "fewlabels.gan.config:GANConfig",
     "diffusion": "fewlabels.diffusion.config:DiffusionConfig",
-    "tabular": "fewlabels.rl.config:TabularConfig",
-    "dqn": "fewlabels.rl.config:DQNConfig",
-    "pg": "fewlabels.rl.config:PGConfig",
+    "tabular": "fewlabels.rl.tabular.config:TabularConfig",
+    "dqn": "fewlabels.rl.deep.config:DQNConfig",
+    "pg": "fewlabels.rl.deep.config:PGConfig",
 }
 
 
@@ -109,12 +130,17 @@ _RANGES = {"ge": (">=", lambda v, b: v >= b), "gt": (">", lambda v, b: v > b),
            "le": ("<=", lambda v, b: v <= b), "lt": ("<", lambda v, b: v < b)}
 
 
+# Every key named `seed` seeds NumPy's legacy generator somewhere (np.random.seed: 0 .. 2**32 - 1).
+SEED_RANGE = {"ge": 0, "le": 2**32 - 1}
+
+
 def _check_range(value: Any, f: dataclasses.Field, where: str) -> None:
     if value is None or not isinstance(value, (int, float)):
         return
+    limits = f.metadata or (SEED_RANGE if f.name == "seed" else {})
     for key, (_, ok) in _RANGES.items():
-        if key in f.metadata and not ok(value, f.metadata[key]):
-            bounds = " and ".join(f"{s} {f.metadata[k]}" for k, (s, _) in _RANGES.items() if k in f.metadata)
+        if key in limits and not ok(value, limits[key]):
+            bounds = " and ".join(f"{s} {limits[k]}" for k, (s, _) in _RANGES.items() if k in limits)
             raise UserError(f"{where} is {value!r}; valid values are {bounds}")
 
 
@@ -147,19 +173,29 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise UserError(f"--set {item!r}: {part!r} is not a section")
-        node[parts[-1]] = yaml.safe_load(raw)
+        try:
+            node[parts[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise UserError(f"--set {item!r}: the value is not valid YAML ({str(e).splitlines()[0]}); "
+                            "quote a string, e.g. key='a: b'") from e
     return data
 
 
+CONFIG_HINT = "give a UTF-8 YAML file such as configs/gan/grid25_best.yaml"
+
+
 def read_yaml(path: str | Path) -> dict:
+    """The mapping in a YAML file; one sentence naming the file for anything else."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"config file {str(path)!r} does not exist; "
-                        "pass a YAML file such as configs/gan/grid25_best.yaml")
+    text = files.read_text(path, "config file", CONFIG_HINT)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise UserError(f"config file {str(path)!r} is not valid YAML ({str(e).splitlines()[0]})") from e
+    except RecursionError as e:  # thousands of nested brackets
+        raise UserError(f"config file {str(path)!r} is nested too deeply to be a config; {CONFIG_HINT}") from e
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
         raise UserError(f"config file {str(path)!r} must hold a mapping of keys, not {type(data).__name__}")
     return data
@@ -168,13 +204,25 @@ def read_yaml(path: str | Path) -> dict:
 def from_dict(data: dict, source: str = "config") -> Any:
     """Build the typed config of ``data['family']``; errors name ``source``."""
     family = data.get("family")
-    if family is None:
-        raise UserError(f"{source}: the key 'family' is missing; valid: {', '.join(sorted(FAMILIES))}")
+    if not isinstance(family, str):
+        said = "is missing" if family is None else f"is {family!r}"
+        raise UserError(f"{source}: the key 'family' {said}; valid: {', '.join(sorted(FAMILIES))}")
     cls = family_config_class(family, source)
     try:
         return _build(cls, data, "")
     except UserError as e:
         raise UserError(f"{source}: {e}") from None
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / "configs"  # the configs/ folder of a checkout
+
+
+def load_shipped(relative: str, overrides: list[str] | None = None) -> Any:
+    """A shipped config by its path under configs/ (e.g. "gan/grid25_best.yaml")."""
+    path = SHIPPED / relative
+    if not path.is_file():
+        raise UserError(f"shipped config {str(path)!r} is missing; run from a checkout of fewlabels")
+    return load(path, overrides)
 
 
 def load(path: str | Path, overrides: list[str] | None = None) -> Any:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from fewlabels import config as configlib
+from fewlabels import files
 from fewlabels.errors import UserError
 
 _CKPT = re.compile(r"^step_(\d{9})\.safetensors$")
@@ -36,10 +37,8 @@ def _json_default(v: Any) -> Any:
     raise TypeError(f"{type(v).__name__} is not JSON serialisable")
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
-    os.replace(tmp, path)
+def write_json_atomic(path: Path, obj: Any, what: str = "JSON file") -> None:
+    files.write_text_atomic(path, json.dumps(obj, indent=2, default=_json_default) + "\n", what)
 
 
 class RunDir:
@@ -76,11 +75,11 @@ class RunDir:
                         f"--out {str(run.root)!r} holds a run of another config ({k} is {_get(old, k)!r} there, "
                         f"{_get(resolved, k)!r} now); choose a new --out, "
                         f"or only change {', '.join(RESUMABLE_CHANGES)} to resume")
-        run.checkpoints.mkdir(parents=True, exist_ok=True)
-        run.samples.mkdir(exist_ok=True)
-        tmp = run.config_path.with_name(".config.yaml.tmp")
-        tmp.write_text(configlib.dump(cfg))
-        os.replace(tmp, run.config_path)
+        valid = "choose an --out in a folder you can write to"
+        files.make_dir(run.root, "run folder", valid)
+        files.make_dir(run.checkpoints, "run folder", valid)
+        files.make_dir(run.samples, "run folder", valid)
+        files.write_text_atomic(run.config_path, configlib.dump(cfg), "run config", valid)
         return run
 
     # ---- checkpoints -------------------------------------------------------------------
@@ -107,18 +106,15 @@ class RunDir:
     def truncate_metrics(self, step: int) -> None:
         """On resume, drop log lines written after the checkpoint so no step appears twice."""
         rows = self.read_metrics()
-        kept = [r for r in rows if r.get("step", 0) <= step]
+        kept = [r for r in rows if r["step"] <= step]
         if kept:
-            self.wall_offset = max(r.get("wall_seconds", 0.0) for r in kept)
-        tmp = self.metrics_path.with_name(".metrics.jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        os.replace(tmp, self.metrics_path)
+            self.wall_offset = max(number(r, "wall_seconds") for r in kept)
+        files.write_text_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept), "metrics file")
 
     def log(self, step: int, values: dict[str, float]) -> dict:
         row = {"step": int(step), "wall_seconds": round(self.wall_seconds(), 4)}
         row.update({k: _finite_or_none(v) for k, v in values.items()})
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(row, default=_json_default) + "\n")
+        files.append_text(self.metrics_path, json.dumps(row, default=_json_default) + "\n", "metrics file")
         tb = self._tensorboard()
         if tb is not None:
             for k, v in row.items():
@@ -127,14 +123,19 @@ class RunDir:
         return row
 
     def read_metrics(self) -> list[dict]:
+        """The logged rows: JSON objects with an integer `step`. Other lines (one cut by a crash,
+        bytes garbled on disk) are skipped, as a log reader should."""
         if not self.metrics_path.exists():
             return []
+        text = files.read_bytes(self.metrics_path, "metrics file").decode("utf-8", errors="replace")
         rows = []
-        for line in self.metrics_path.read_text().splitlines():
+        for line in text.splitlines():
             try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut by a crash
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and isinstance(row.get("step"), int) and not isinstance(row["step"], bool):
+                rows.append(row)
         return rows
 
     def _tensorboard(self):
@@ -150,18 +151,28 @@ class RunDir:
     def write_summary(self, status: str, steps: int, metrics: dict) -> dict:
         summary = {"status": status, "steps": int(steps), "wall_seconds": round(self.wall_seconds(), 3),
                    "metrics": {k: _finite_or_none(v) for k, v in metrics.items()}}
-        write_json_atomic(self.summary_path, summary)
+        write_json_atomic(self.summary_path, summary, "run summary")
         return summary
 
     def read_summary(self) -> dict | None:
+        """summary.json, or None when it is missing or unreadable (a run that has not ended)."""
         try:
-            return json.loads(self.summary_path.read_text())
-        except (OSError, json.JSONDecodeError):
+            summary = json.loads(self.summary_path.read_bytes())
+        except (OSError, ValueError):  # ValueError: bad JSON or bytes that are not UTF-8
             return None
+        return summary if isinstance(summary, dict) else None
 
     def close(self) -> None:
         if self._tb:
             self._tb.close()
+
+
+def number(row: dict, key: str) -> float:
+    """row[key] if it is a finite number, else 0 (a metrics line edited or garbled by hand)."""
+    v = row.get(key)
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+        return float(v)
+    return 0.0
 
 
 def _finite_or_none(v: Any) -> Any:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 import signal
 import sys
 import time
@@ -28,11 +29,22 @@ import torch
 from fewlabels import checkpoint, distributed
 from fewlabels import config as configlib
 from fewlabels.errors import UserError
-from fewlabels.run import Progress, RunDir, StopSignals
+from fewlabels.run import Progress, RunDir, StopSignals, number
 
 
 class TrainingDiverged(UserError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def run_threads(configured: int) -> int:
+    """The torch threads a run uses: the config's `train.threads` (0: torch's default), at most
+    FEWLABELS_MAX_THREADS when that is set. Processes that share the cores (pytest-xdist workers,
+    runs side by side in a benchmark) set it to 1: two processes of two OpenMP threads each on two
+    cores spin against each other and ran 15x slower here."""
+    cap = os.environ.get("FEWLABELS_MAX_THREADS", "")
+    if not cap.isdigit() or int(cap) < 1:
+        return configured
+    return min(configured, int(cap)) if configured > 0 else int(cap)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -53,9 +65,17 @@ def build_experiment(cfg: Any, device: torch.device):
 def restore(exp: Any, cfg: Any, path) -> int:
     """Load a checkpoint into `exp` (and the global RNGs); return its step."""
     state, info = checkpoint.load(path, expect={"family": cfg.family, "signature": exp.signature()})
-    exp.load_state_dict(state["experiment"])
-    checkpoint.set_rng_state(state["rng"])
-    return int(info["step"])
+    try:
+        exp.load_state_dict(state["experiment"])
+        checkpoint.set_rng_state(state["rng"])
+        return int(info["step"])
+    except torch.OutOfMemoryError:
+        raise  # the device is full, the checkpoint may be fine
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
+        # The header matched this model, so what is inside was garbled (or written by hand).
+        raise UserError(f"checkpoint {str(path)!r} is corrupt: its contents do not restore this model "
+                        f"({type(e).__name__}); delete it (older checkpoints beside it are used instead) "
+                        "or start a new --out") from e
 
 
 def save(run: RunDir, exp: Any, cfg: Any, step: int) -> None:
@@ -94,9 +114,10 @@ def train(cfg: Any, out: str, device: str = "auto") -> dict:
     main = distributed.is_main()  # rank 0 alone writes the run directory
     run = RunDir.open(out, cfg) if main else RunDir(out)
     t = cfg.train
-    if t.threads > 0:
+    threads = run_threads(t.threads)
+    if threads > 0:
         # Measured on 2 cores: tiny networks run as fast or faster on one thread (DESIGN.md).
-        torch.set_num_threads(t.threads)
+        torch.set_num_threads(threads)
     checkpoint.seed_everything(cfg.seed)
     exp = build_experiment(cfg, dev)
     start = 0
@@ -112,7 +133,7 @@ def train(cfg: Any, out: str, device: str = "auto") -> dict:
     status, step, last = "completed", start, {}
     stride = int(getattr(exp, "steps_per_call", 1))
     # Cumulative seconds spent evaluating, so that training time = wall_seconds - eval_seconds.
-    eval_seconds = max((r.get("eval_seconds", 0.0) for r in run.read_metrics()), default=0.0) if main else 0.0
+    eval_seconds = max((number(r, "eval_seconds") for r in run.read_metrics()), default=0.0) if main else 0.0
 
     def evaluate() -> dict:
         nonlocal eval_seconds

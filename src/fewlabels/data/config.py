@@ -40,12 +40,15 @@ class DataConfig:
                             "fashion_mnist, mnist or cifar10")
 
 
-def make_data(d: DataConfig, seed: int, multiple: int = 1):
+def make_data(d: DataConfig, seed: int | None = None, multiple: int = 1):
     """Points (data.toy2d) or images (data.images) as `d` describes; image sides must be
-    divisible by `multiple` (a network's downsampling)."""
+    divisible by `multiple` (a network's downsampling). The run's `seed` does not choose the
+    held-out part (a fixed SPLIT_SEED does), so runs of different seeds are scored on the same
+    held-out data; it is accepted for the callers' sake and draws nothing here (training batches
+    come from the run's own generator)."""
     if d.is_image:
         from fewlabels.data.images import make_images, pad_images
-        data = make_images(d.name, d.path, d.root, seed=seed, multiple=1 if d.pad else multiple, limit=d.limit)
+        data = make_images(d.name, d.path, d.root, multiple=1 if d.pad else multiple, limit=d.limit)
         return pad_images(data, d.pad, multiple) if d.pad else data
     from fewlabels.data.toy2d import make_points
-    return make_points(d.name, d.path, seed=seed)
+    return make_points(d.name, d.path)

@@ -8,9 +8,10 @@
                    `images` (and optionally `labels`); uint8 is read as 0..255, floats as given
                    in [0, 1] or [-1, 1]
 
-Every set has a training part and a held-out part (the IDX test files; a fixed fifth of the
-others), and draws batches from an explicit `torch.Generator`, like the 2D sets, so training
-data is part of a run's saved random state.
+Every set has a training part and a held-out part (the IDX test files; a fixed part of the
+others, split by SPLIT_SEED whatever the run's seed, so runs of every seed are scored on the same
+held-out images by the same feature classifier), and draws batches from an explicit
+`torch.Generator`, like the 2D sets, so training data is part of a run's saved random state.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fewlabels import files
 from fewlabels.errors import UserError
 
 IDX_DEFAULT_ROOTS = {"fashion_mnist": "/usr/share/datasets/fashion-mnist", "mnist": "/usr/share/datasets/mnist"}
+SPLIT_SEED = 0  # the train / held-out split of digits, image files and folders: never the run's seed
 IDX_PACKAGES = {"fashion_mnist": "dataset-fashion-mnist", "mnist": "the MNIST IDX files (e.g. from yann.lecun.com)"}
 
 
@@ -53,14 +56,28 @@ class ImageData:
         idx = torch.randint(len(self.train), (n,), generator=generator, device=dev)
         return self._on[dev][idx]
 
-    def holdout(self, n: int, seed: int = 12345) -> np.ndarray:
-        """Up to n held-out images (the same ones every time)."""
-        return self.held[:n]
+    def holdout(self, n: int, seed: int | None = None) -> np.ndarray:
+        """Up to n held-out images: the first n (the same ones every time), or n chosen without
+        replacement by `seed`."""
+        if seed is None:
+            return self.held[:n]
+        return self.held[np.random.default_rng(seed).permutation(len(self.held))[:n]]
 
-    def real(self, n: int, seed: int) -> np.ndarray:
-        """n training images chosen without replacement by `seed`: the real side of a floor."""
-        idx = np.random.default_rng(seed).permutation(len(self.train))[:n]
-        return self.train[idx]
+    def disjoint_real_indices(self, n_a: int, n_b: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Indices of min(n_a, training size) training images and min(n_b, held-out size) held-out
+        images, each chosen without replacement by `seed`: two real sets that share no image,
+        for a real-vs-real floor."""
+        rng = np.random.default_rng(seed)
+        return rng.permutation(len(self.train))[:n_a], rng.permutation(len(self.held))[:n_b]
+
+    def identity(self) -> str:
+        """A hash of the images and labels of both parts (computed once): the dataset's identity
+        in cache keys (feature classifier, floors)."""
+        if not hasattr(self, "_identity"):
+            from fewlabels.metrics.floors import fingerprint
+
+            self._identity = f"{self.name}:{fingerprint(self.train, self.held, self.train_labels, self.held_labels)}"
+        return self._identity
 
 
 def to_unit_range(x: np.ndarray, source: str) -> np.ndarray:
@@ -105,14 +122,15 @@ def split(x: np.ndarray, y: np.ndarray | None, holdout_fraction: float, seed: in
 
 
 # ---- scikit-learn's digits -----------------------------------------------------------------
-def digits(holdout_fraction: float = 0.25, seed: int = 0) -> ImageData:
-    """The 1,797 8x8 digits of scikit-learn (UCI optdigits test set), pixels 0..16 -> [-1, 1]."""
+def digits(holdout_fraction: float = 0.25, split_seed: int = SPLIT_SEED) -> ImageData:
+    """The 1,797 8x8 digits of scikit-learn (UCI optdigits test set), pixels 0..16 -> [-1, 1];
+    a quarter held out by `split_seed`."""
     from sklearn.datasets import load_digits
 
     d = load_digits()
     x = (d.images.astype(np.float32) / 8.0 - 1.0)[:, None]
     y = d.target.astype(np.int64)
-    return split(x, y, holdout_fraction, seed, "digits")
+    return split(x, y, holdout_fraction, split_seed, "digits")
 
 
 # ---- IDX files (MNIST, Fashion-MNIST) --------------------------------------------------------
@@ -178,7 +196,7 @@ def idx_dataset(name: str, root: str | None = None, limit: int | None = None) ->
 
 
 # ---- the user's own images ------------------------------------------------------------------
-def image_file(path: str, holdout_fraction: float = 0.2, seed: int = 0, multiple: int = 1) -> ImageData:
+def image_file(path: str, holdout_fraction: float = 0.2, split_seed: int = SPLIT_SEED, multiple: int = 1) -> ImageData:
     """Images from .npy (N, H, W) / (N, C, H, W), or .npz with `images` (and `labels`)."""
     p = Path(path)
     if not p.is_file():
@@ -195,10 +213,12 @@ def image_file(path: str, holdout_fraction: float = 0.2, seed: int = 0, multiple
             raise UserError(f"data file {path!r} has suffix {p.suffix!r}; valid for images: .npy, .npz")
     except UserError:
         raise
+    except OSError as e:
+        raise files.error(p, "data file", "read", e, "give a readable .npy or .npz of images (N, C, H, W)") from e
     except Exception as e:
         raise UserError(f"data file {path!r} could not be read ({type(e).__name__}: {e})") from e
     x = to_unit_range(as_nchw(x, f"data file {path!r}", multiple), f"data file {path!r}")
-    return split(x, y if y is not None and len(y) == len(x) else None, holdout_fraction, seed, p.stem)
+    return split(x, y if y is not None and len(y) == len(x) else None, holdout_fraction, split_seed, p.stem)
 
 
 # ---- CIFAR-10 (the "python version": pickled batches) -----------------------------------------
@@ -222,6 +242,8 @@ def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
             batch = _ArraysOnly(f, encoding="bytes").load()
         x = np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32)
         y = np.asarray(batch[b"labels"], np.int64)
+    except OSError as e:
+        raise files.error(path, "CIFAR-10 batch", "read", e, "give a readable cifar-10-batches-py folder") from e
     except Exception as e:
         raise UserError(f"CIFAR-10 batch {str(path)!r} is corrupt or not a CIFAR-10 python batch "
                         f"({type(e).__name__}); download cifar-10-python.tar.gz again") from e
@@ -251,7 +273,7 @@ def cifar10(root: str | None, limit: int | None = None) -> ImageData:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 
-def image_folder(path: str, holdout_fraction: float = 0.2, seed: int = 0) -> ImageData:
+def image_folder(path: str, holdout_fraction: float = 0.2, split_seed: int = SPLIT_SEED) -> ImageData:
     """Every image file under `path`. With class subfolders (path/cat/1.png, path/dog/2.png) the
     subfolder is the label, as torchvision's ImageFolder has it. All images must have one size;
     all greyscale gives 1 channel, otherwise RGB."""
@@ -270,8 +292,12 @@ def image_folder(path: str, holdout_fraction: float = 0.2, seed: int = 0) -> Ima
             with Image.open(f) as im:
                 im.load()
                 images.append(im.copy())
-        except (UnidentifiedImageError, OSError) as e:
+        except UnidentifiedImageError as e:
             raise UserError(f"image {str(f)!r} is corrupt or not an image ({type(e).__name__}); remove it") from e
+        except OSError as e:
+            if e.errno is None:  # Pillow's own decoding errors (a truncated file) carry no errno
+                raise UserError(f"image {str(f)!r} is corrupt or not an image ({type(e).__name__}); remove it") from e
+            raise files.error(f, "image", "read", e, "make it readable or remove it") from e
         if size is None:
             size, first = images[-1].size, f
         elif images[-1].size != size:
@@ -283,7 +309,7 @@ def image_folder(path: str, holdout_fraction: float = 0.2, seed: int = 0) -> Ima
     classes = sorted({f.parent.relative_to(root).as_posix() for f in files})
     y = np.array([classes.index(f.parent.relative_to(root).as_posix()) for f in files]) if len(classes) > 1 else None
     x = to_unit_range(as_nchw(x, f"data.path {path!r}"), f"data.path {path!r}")
-    return split(x, y, holdout_fraction, seed, root.name)
+    return split(x, y, holdout_fraction, split_seed, root.name)
 
 
 IMAGE_SETS = ("digits", "fashion_mnist", "mnist", "cifar10", "images", "folder")
@@ -299,19 +325,20 @@ def pad_images(data: ImageData, pad: int, multiple: int = 1) -> ImageData:
     return out
 
 
-def make_images(name: str, path: str | None = None, root: str | None = None, seed: int = 0,
-                multiple: int = 1, limit: int | None = None) -> ImageData:
-    """One of IMAGE_SETS; `multiple`: what H and W must be divisible by."""
+def make_images(name: str, path: str | None = None, root: str | None = None, multiple: int = 1,
+                limit: int | None = None) -> ImageData:
+    """One of IMAGE_SETS; `multiple`: what H and W must be divisible by. Held-out parts never
+    depend on a run's seed (SPLIT_SEED)."""
     if name == "digits":
-        data = digits(seed=seed)
+        data = digits()
     elif name in IDX_DEFAULT_ROOTS:
         data = idx_dataset(name, root, limit)
     elif name == "cifar10":
         data = cifar10(root, limit)
     elif name == "images":
-        return image_file(path, seed=seed, multiple=multiple)
+        return image_file(path, multiple=multiple)
     elif name == "folder":
-        data = image_folder(path, seed=seed)
+        data = image_folder(path)
     else:
         raise UserError(f"image dataset {name!r} is unknown; valid: {', '.join(IMAGE_SETS)}")
     as_nchw(data.train, name, multiple)

@@ -8,12 +8,14 @@ run's saved random state (bitwise resume) and held-out points never disturb it.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from fewlabels import files
 from fewlabels.errors import UserError
 
 
@@ -32,6 +34,19 @@ class PointData:
     def holdout(self, n: int, seed: int = 12345) -> np.ndarray:
         """n points the model never trains on (a fixed stream for synthetic sets)."""
         return self.sample(n, torch.Generator().manual_seed(seed)).numpy()
+
+    def disjoint_real_sets(self, n_a: int, n_b: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Two real sets that share no point, for a real-vs-real floor: here two fresh,
+        independent draws of n_a and n_b points from the distribution, seeded by `seed`."""
+        g = torch.Generator().manual_seed(seed)
+        return self.sample(n_a, g).numpy(), self.sample(n_b, g).numpy()
+
+    def identity(self) -> str:
+        """A hash of what defines this distribution (for cache keys): its class and 512 points
+        drawn with a fixed seed, so a change to the sampler's code changes it too."""
+        from fewlabels.metrics.floors import fingerprint
+
+        return f"{type(self).__name__}:{fingerprint(self.sample(512, torch.Generator().manual_seed(0)).numpy())}"
 
     def to(self, device: torch.device) -> PointData:
         return self
@@ -93,12 +108,16 @@ def _circle(u: Tensor) -> Tensor:
     return torch.stack([torch.cos(a), torch.sin(a)], 1)
 
 
-class Points(PointData):
-    """The user's points from a .npy or .csv file of shape (N, D); a fixed part is held out."""
+SPLIT_SEED = 0  # the train / held-out split of a finite point set: fixed, whatever the run's seed
 
-    def __init__(self, path: str, holdout_fraction: float = 0.2, seed: int = 0):
+
+class Points(PointData):
+    """The user's points from a .npy or .csv file of shape (N, D); a fixed fifth is held out
+    (split by SPLIT_SEED, so runs of every seed are scored against the same held-out points)."""
+
+    def __init__(self, path: str, holdout_fraction: float = 0.2, split_seed: int = SPLIT_SEED):
         pts = load_points(path)
-        perm = np.random.default_rng(seed).permutation(len(pts))
+        perm = np.random.default_rng(split_seed).permutation(len(pts))
         n_hold = max(1, int(round(holdout_fraction * len(pts))))
         self._held, self._train = pts[perm[:n_hold]], torch.from_numpy(pts[perm[n_hold:]])
         self.dim = pts.shape[1]
@@ -109,7 +128,20 @@ class Points(PointData):
         return self._train.to(dev)[idx]
 
     def holdout(self, n: int, seed: int = 12345) -> np.ndarray:
-        return self._held[:n]
+        """min(n, held-out size) held-out points, chosen without replacement by `seed`."""
+        return self._held[np.random.default_rng(seed).permutation(len(self._held))[:n]]
+
+    def disjoint_real_sets(self, n_a: int, n_b: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """min(n_a, training size) training points and min(n_b, held-out size) held-out points,
+        each chosen without replacement by `seed`: disjoint because the two parts are."""
+        rng = np.random.default_rng(seed)
+        train = self._train.numpy()
+        return train[rng.permutation(len(train))[:n_a]], self._held[rng.permutation(len(self._held))[:n_b]]
+
+    def identity(self) -> str:
+        from fewlabels.metrics.floors import fingerprint
+
+        return f"Points:{fingerprint(self._train.numpy(), self._held)}"
 
 
 def load_points(path: str) -> np.ndarray:
@@ -118,14 +150,18 @@ def load_points(path: str) -> np.ndarray:
     if not p.is_file():
         raise UserError(f"data file {path!r} does not exist; give a .npy or .csv file of shape (N, D)")
     try:
-        if p.suffix == ".npy":
-            arr = np.load(p, allow_pickle=False)
-        elif p.suffix == ".csv":
-            arr = np.loadtxt(p, delimiter=",", dtype=np.float64, ndmin=2)
-        else:
-            raise UserError(f"data file {path!r} has suffix {p.suffix!r}; valid: .npy, .csv")
+        with warnings.catch_warnings():  # an empty .csv warns before the sentence below says so
+            warnings.simplefilter("ignore")
+            if p.suffix == ".npy":
+                arr = np.load(p, allow_pickle=False)
+            elif p.suffix == ".csv":
+                arr = np.loadtxt(p, delimiter=",", dtype=np.float64, ndmin=2)
+            else:
+                raise UserError(f"data file {path!r} has suffix {p.suffix!r}; valid: .npy, .csv")
     except UserError:
         raise
+    except OSError as e:  # permission, a folder, I/O: said the way every file the CLI touches says it
+        raise files.error(p, "data file", "read", e, "give a readable .npy or .csv file of shape (N, D)") from e
     except Exception as e:
         raise UserError(f"data file {path!r} could not be read as {p.suffix} ({type(e).__name__}: {e})") from e
     if arr.ndim != 2 or arr.shape[0] < 10 or arr.shape[1] < 1:
@@ -151,7 +187,8 @@ DATASETS = {
 }
 
 
-def make_points(name: str, path: str | None = None, seed: int = 0) -> PointData:
+def make_points(name: str, path: str | None = None) -> PointData:
+    """A named synthetic set, or the user's points (`name` "file", from `path`)."""
     if name == "file":
-        return Points(path, seed=seed)
+        return Points(path)
     return DATASETS[name]()

@@ -7,8 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from fewlabels.config import LoopConfig, loop_default
 from fewlabels.data.config import IMAGE_SETS, POINT_SETS, DataConfig  # noqa: F401 (re-exported)
 from fewlabels.errors import UserError
+
+EVAL_SEED = 2024  # fixed noise for evaluation: never drawn from the training streams
+SNAPSHOT_STEPS = 50  # DDIM steps for the report's snapshots
 
 
 @dataclass
@@ -65,15 +69,11 @@ class OptimConfig:
 
 
 @dataclass
-class TrainConfig:
-    steps: int = field(default=10000, metadata={"ge": 1})
+class TrainConfig(LoopConfig):
+    eval_every: int = loop_default("eval_every", 0)
+    snapshot_every: int = loop_default("snapshot_every", 2000)
     batch_size: int = field(default=256, metadata={"ge": 1})
     ema: float = field(default=0.999, metadata={"ge": 0, "lt": 1})  # EMA decay of the weights; 0 = off
-    log_every: int = field(default=100, metadata={"ge": 1})
-    eval_every: int = field(default=0, metadata={"ge": 0})  # 0: only at the end
-    snapshot_every: int = field(default=2000, metadata={"ge": 0})
-    checkpoint_every: int = field(default=2000, metadata={"ge": 1})
-    threads: int = field(default=1, metadata={"ge": 0})  # torch threads; 0 = torch's default
 
 
 @dataclass

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
 from fewlabels.diffusion import plots as dplots
-from fewlabels.diffusion.config import SamplerConfig
-from fewlabels.diffusion.trainer import EVAL_SEED, SNAPSHOT_STEPS
-from fewlabels.report import Section, table
+from fewlabels.diffusion.config import EVAL_SEED, SNAPSHOT_STEPS, SamplerConfig
+from fewlabels.metrics.floors import mean_std
+from fewlabels.report import Section, read_snapshots, table
 from fewlabels.viz import plots
 
 DDIM_STEPS = (10, 20, 50, 100)
@@ -30,7 +28,7 @@ def sections(exp, run) -> list[Section]:
                                  f"reverse process ({exp.cfg.sampler.name}): noise to data")
         grid = dplots.image_grid(exp.sample(64, seed=EVAL_SEED + 4), folder / "samples.png", "samples (EMA weights)")
         out.append(Section("Samples", image=grid))
-        snaps = [dict(np.load(p)) for p in sorted(folder.glob("snapshot_*.npz"))]
+        snaps = read_snapshots(folder)
         fig = dplots.image_snapshots(snaps, folder / "snapshots.png")
     else:
         bounds = exp.plot_bounds()
@@ -40,7 +38,7 @@ def sections(exp, run) -> list[Section]:
         rev = exp.reverse_strip(1000, EVAL_SEED + 3, times)
         rev = dplots.point_strip(dict(sorted(rev.items(), reverse=True)), bounds, folder / "reverse_strip.png",
                                  f"reverse process ({exp.cfg.sampler.name}): noise to data", real=real)
-        snaps = [dict(np.load(p)) for p in sorted(folder.glob("snapshot_*.npz"))]
+        snaps = read_snapshots(folder)
         fig = dplots.point_snapshots(snaps, real, bounds, folder / "snapshots.png")
     out.append(Section("Forward process", image=fwd,
                        text="x_t = √ᾱ_t x_0 + √(1 - ᾱ_t) ε in closed form, the same ε for every t."))
@@ -55,11 +53,15 @@ def sections(exp, run) -> list[Section]:
     if evals:
         wanted = ("step", "modes", "modes_20", "hq_percent", "reverse_kl", "emd", "real_emd", "real_hq_percent",
                   "fd", "real_fd", "confident_percent", "real_confident_percent")
-        out.append(Section("Evaluations", html=table(evals, [k for k in wanted if k in evals[-1]])))
+        floors = [{**r, **{k: mean_std(r, k) for k in wanted if k.startswith("real_") and k in r}} for r in evals]
+        out.append(Section("Evaluations", html=table(floors, [k for k in wanted if k in evals[-1]]),
+                           text="The real_* columns are the real-vs-real floor: disjoint real sets at the same "
+                                "sample counts, mean ± std over independent draws."))
     if not exp.is_image:
         out.append(Section("Samplers: steps against EMD and time", html=table(sampler_table(exp)),
                            text="The same trained network sampled by DDPM (T steps) and DDIM (η = 0) with fewer "
-                                "steps; EMD against held-out points, 1,000 vs 1,000."))
+                                "steps; EMD against held-out points, n vs n (eval.emd_points); the floor is "
+                                "disjoint real sets of the same sizes, mean ± std over draws."))
     return out
 
 
@@ -78,5 +80,5 @@ def sampler_table(exp, ddim_steps=DDIM_STEPS, n: int | None = None) -> list[dict
         seconds = time.perf_counter() - t0
         steps = sc.steps if sc.name == "ddim" else exp.schedule.T
         rows.append({"sampler": sc.name, "steps": steps, "EMD": emd(fake, held), "seconds": seconds})
-    rows.append({"sampler": "real data (floor)", "EMD": exp.real_floor()["real_emd"]})
+    rows.append({"sampler": "real data (floor)", "EMD": mean_std(exp.real_floor(), "real_emd")})
     return rows

@@ -11,17 +11,16 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from fewlabels import files
 from fewlabels.checkpoint import model_signature
 from fewlabels.data.config import make_data
 from fewlabels.diffusion import samplers
-from fewlabels.diffusion.config import DiffusionConfig, SamplerConfig
+from fewlabels.diffusion.config import EVAL_SEED, SNAPSHOT_STEPS, DiffusionConfig, SamplerConfig
 from fewlabels.diffusion.losses import simple_loss
 from fewlabels.diffusion.nets import MLPDenoiser, UNet
 from fewlabels.diffusion.schedules import NoiseSchedule
 from fewlabels.metrics.samples import SampleMetrics
 
-EVAL_SEED = 2024  # fixed noise for evaluation: never drawn from the training streams
-SNAPSHOT_STEPS = 50
 SAMPLE_CHUNK = 2500  # images are sampled in chunks of this many (bounded memory)
 STRIP_T = (0, 50, 100, 200, 400, 600, 1000)  # times shown in the strips, for T = 1000 (scaled to T)
 
@@ -174,7 +173,7 @@ class DiffusionExperiment:
         n = 64 if self.is_image else 1000
         sc = SamplerConfig(name="ddim", steps=SNAPSHOT_STEPS, clip=self.cfg.sampler.clip)
         pts = self.sample(n, seed=EVAL_SEED + 2, sampler=sc)
-        np.savez(folder / f"snapshot_{step:09d}.npz", step=step, samples=pts)
+        files.save_npz_atomic(folder / f"snapshot_{step:09d}.npz", "sample snapshot", step=step, samples=pts)
 
     def plot_bounds(self) -> tuple[float, float]:
         held = self.data.holdout(1000)

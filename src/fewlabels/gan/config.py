@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from fewlabels.config import LoopConfig
 from fewlabels.data.config import DataConfig as SharedDataConfig
 from fewlabels.errors import UserError
 
@@ -53,19 +54,20 @@ class OptimConfig:
     betas: tuple[float, float] = (0.5, 0.999)
     # Learning rates decay linearly to lr * final_lr_fraction over the run (1 = constant).
     final_lr_fraction: float = field(default=1.0, metadata={"ge": 0, "le": 1})
+    # progan: reset the optimisers' moments when a fade-in starts and when it ends (the paper's
+    # code, reset_opt_for_new_lod=True); false keeps them across stages.
+    reset_on_growth: bool = True
 
 
 @dataclass
-class TrainConfig:
-    steps: int = field(default=10000, metadata={"ge": 1})  # generator updates
+class TrainConfig(LoopConfig):
+    # steps: generator updates; the loop's keys (LoopConfig) keep their defaults here
     batch_size: int = field(default=256, metadata={"ge": 1})
     n_critic: int = field(default=1, metadata={"ge": 1})  # D updates per G update
+    # G's step on the critic's last fake batch instead of fresh z (saves one G forward a step).
+    # null: fresh z for the Wasserstein loss (WGAN and WGAN-GP, Algorithm 1), reuse for the others.
+    reuse_fake: bool | None = None
     ema: float = field(default=0.999, metadata={"ge": 0, "lt": 1})  # EMA decay of G; 0 = off
-    log_every: int = field(default=100, metadata={"ge": 1})
-    eval_every: int = field(default=2000, metadata={"ge": 0})  # 0: only at the end
-    snapshot_every: int = field(default=1000, metadata={"ge": 0})
-    checkpoint_every: int = field(default=2000, metadata={"ge": 1})
-    threads: int = field(default=1, metadata={"ge": 0})  # torch threads; 0 = torch's default
     # bf16 autocast for the networks' forward passes (losses stay fp32). Faster where the CPU
     # or GPU has bf16 matrix units; slower elsewhere. Measure before choosing.
     precision: Literal["fp32", "bf16"] = "fp32"
@@ -113,6 +115,10 @@ class GANConfig:
         if self.train.channels_last and not self.data.is_image:
             raise UserError(f"train.channels_last is for images but data.name {self.data.name!r} holds points; "
                             "remove it or use image data")
+        group = 4  # progan.MBSTD_GROUP (not imported: the config stays free of torch)
+        if self.model.name == "progan" and self.train.batch_size > group and self.train.batch_size % group:
+            raise UserError(f"train.batch_size is {self.train.batch_size} but model.name progan's minibatch std "
+                            f"takes groups of {group} samples; use a multiple of {group}")
         if self.loss.name == "wasserstein" and self.loss.constraint == "none":
             raise UserError("loss.name is 'wasserstein' but loss.constraint is 'none'; the critic must be "
                             "kept Lipschitz: valid constraints are clip, gp, sn")

@@ -32,8 +32,10 @@ def r1_penalty(d_real: Tensor, real: Tensor) -> Tensor:
 
 
 def add_spectral_norm(module: nn.Module) -> nn.Module:
-    """SN-GAN (Miyato et al. 2018): divide each weight by its largest singular value,
-    estimated by one power iteration per forward; every layer is then 1-Lipschitz."""
+    """SN-GAN (Miyato et al. 2018): W <- W / σ(W), σ(W) the largest singular value, estimated by one
+    power iteration per forward. A linear layer is then 1-Lipschitz. For a convolution σ is that of
+    the kernel reshaped to (out, in·k·k), as in the paper: an approximation that does not bound the
+    convolution's own operator norm by 1."""
     for name, child in module.named_children():
         if isinstance(child, nn.Linear | nn.Conv2d):
             setattr(module, name, nn.utils.parametrizations.spectral_norm(child))

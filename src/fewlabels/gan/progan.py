@@ -7,12 +7,16 @@ a function of the number of images shown (`stage_at`), so a run resumed in the m
 fade-in continues bit for bit. The paper's ingredients:
   * fade-in: at level L with α < 1, G's output is (1 - α)·up(toRGB_{L-1}(h)) + α·toRGB_L(block_L(h))
     and D's input path blends fromRGB_{L-1}(down(x)) with block_L(fromRGB_L(x)) the same way;
-  * equalised learning rate: weights drawn from N(0, 1) and scaled by He's constant √(2/fan_in)
-    at every call, so Adam's steps are the same size for every layer;
+  * equalised learning rate: weights drawn from N(0, 1) and scaled by gain/√fan_in at every call
+    (He's gain √2; 1 for toRGB and D's output, √2/4 for G's first dense layer, as in the paper's
+    code), so Adam's steps are the same size for every layer;
   * pixel normalisation in G: each pixel's feature vector divided by its RMS;
-  * minibatch standard deviation in D's last block: one extra feature map, the mean over
-    features and pixels of the per-feature std over the batch (a signal against mode collapse);
-  * the WGAN-GP loss with a drift term 0.001·E[D(x)²] (loss.drift) keeping D's output near 0.
+  * minibatch standard deviation in D's last block: one extra feature map, for each group of 4
+    samples the mean over features and pixels of the per-feature std over the group (a signal
+    against mode collapse);
+  * the WGAN-GP loss with a drift term 0.001·E[D(x)²] (loss.drift) keeping D's output near 0;
+  * the optimisers' moments reset when a fade-in starts and when it ends (the trainer's `_grow`,
+    optim.reset_on_growth; the paper's code: reset_opt_for_new_lod).
 """
 
 from __future__ import annotations
@@ -56,12 +60,28 @@ def lrelu(x: Tensor) -> Tensor:
     return F.leaky_relu(x, 0.2)
 
 
-def minibatch_std(x: Tensor) -> Tensor:
-    """Append one feature map: the batch std of every feature and pixel, averaged. As in the
-    paper's code, σ = √(Var + 1e-8), in float32: its derivatives stay finite where a feature is
-    equal over the batch. torch's std has a NaN second derivative there, which WGAN-GP takes."""
-    std = torch.sqrt(x.float().var(dim=0, unbiased=False) + 1e-8).mean()
-    return torch.cat([x, std.to(x.dtype).expand(x.shape[0], 1, *x.shape[2:])], dim=1)
+MBSTD_GROUP = 4  # the paper's group size (its code: min(group_size, batch))
+
+
+def minibatch_std(x: Tensor, group_size: int = MBSTD_GROUP) -> Tensor:
+    """Append one feature map: the batch is split into groups of G = min(group_size, N) samples,
+    and every sample gets its group's s = mean over features c and pixels (h, w) of
+    σ_chw = √(Var_group(x_chw) + 1e-8). As in the paper's code σ is taken in float32 with the 1e-8
+    inside the root: its derivatives stay finite where a feature is equal over the group. torch's
+    std has a NaN second derivative there, which WGAN-GP takes.
+
+    Groups are runs of consecutive samples (the official code strides: sample n joins group n mod
+    N/G). The samples of a batch are i.i.d., so this changes nothing in distribution, and a group
+    then stays inside one rank's shard under torchrun. A batch that G does not divide (a small
+    shard) takes the largest group size dividing it."""
+    n, c, h, w = x.shape
+    g = min(group_size, n)
+    if n % g:
+        g = math.gcd(n, g)
+    groups = x.float().reshape(n // g, g, c, h, w)
+    s = torch.sqrt(groups.var(dim=1, unbiased=False) + 1e-8).mean(dim=(1, 2, 3))  # one value per group
+    feature = s.to(x.dtype).repeat_interleave(g).view(n, 1, 1, 1).expand(n, 1, h, w)
+    return torch.cat([x, feature], dim=1)
 
 
 def levels_for(side: int) -> int:

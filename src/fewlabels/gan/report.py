@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from fewlabels.report import Section, table
+from fewlabels.metrics.floors import mean_std
+from fewlabels.report import Section, read_snapshots, table
 from fewlabels.viz import plots
+
+CRITIC_GAP_TITLE = "critic gap E f(x) − E f(G(z))  (≈ K·W for a K-Lipschitz critic, not W)"
+CRITIC_GAP_TEXT = ("The critic's gap between real and generated samples. The Kantorovich-Rubinstein duality gives "
+                   "W(P_r, P_g) = sup over 1-Lipschitz f of E f(x) − E f(G(z)); a critic that is only K-Lipschitz "
+                   "(weight clipping bounds K, but not at 1) estimates K·W at best, with K unknown and changing as "
+                   "the weights move (the lecture's formula carries the 1/K). Read its trend, not its value.")
+
+
+def with_floor_columns(rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
+    """Rows with each floor key shown as 'mean ± std (n draws)'."""
+    return [{**r, **{k: mean_std(r, k) for k in keys if k in r}} for r in rows]
+
+
+def critic_gap_rows(rows: list[dict]) -> list[dict]:
+    """Rows with `critic_gap`, read from the older key `w_estimate` where a run logged that."""
+    return [{**r, "critic_gap": r["w_estimate"]} if "critic_gap" not in r and "w_estimate" in r else r
+            for r in rows]
 
 
 def image_sections(exp, run, rows: list[dict], snaps: list[dict]) -> list[Section]:
@@ -26,17 +42,21 @@ def image_sections(exp, run, rows: list[dict], snaps: list[dict]) -> list[Sectio
     out.append(Section("Samples", image=grid))
     evals = [r for r in rows if "fd" in r]
     if evals:
-        out.append(Section("Fréchet distance", html=table(evals, ["step", "fd", "real_fd", "confident_percent",
-                                                                   "real_confident_percent"]),
-                           text=f"Features: {evals[-1].get('feature_extractor', '')}; real_fd is real training "
-                                "images against the same held-out images (the floor)."))
+        floor_keys = ("real_fd", "real_confident_percent", "real_kid", "real_precision", "real_recall")
+        wanted = ("step", "fd", "real_fd", "confident_percent", "real_confident_percent", "kid", "real_kid",
+                  "precision", "real_precision", "recall", "real_recall")
+        out.append(Section("Fréchet distance", html=table(with_floor_columns(evals, floor_keys),
+                                                          [k for k in wanted if k in evals[-1]]),
+                           text=f"Features: {evals[-1].get('feature_extractor', '')}; "
+                                f"{evals[-1].get('samples_vs_real', '')}. The real_* columns are the floor: "
+                                "real training images against disjoint held-out images, mean ± std over draws."))
     return out
 
 
 def sections(exp, run) -> list[Section]:
     rows = run.read_metrics()
     out = []
-    snaps = [dict(np.load(p)) for p in sorted(run.samples.glob("snapshot_*.npz"))]
+    snaps = read_snapshots(run.samples)
     if exp.is_image:
         return image_sections(exp, run, rows, snaps) + [
             Section("Losses", image=plots.curves(rows, ["loss_d", "loss_g"], run.samples / "losses.png", "losses"))]
@@ -48,16 +68,19 @@ def sections(exp, run) -> list[Section]:
     fig = plots.curves(rows, ["loss_d", "loss_g"], run.samples / "losses.png", "losses")
     if fig:
         out.append(Section("Losses", image=fig))
-    fig = plots.curves(rows, ["w_estimate"], run.samples / "w_estimate.png",
-                       "critic's estimate of W: E f(x) - E f(G(z))")
+    fig = plots.curves(critic_gap_rows(rows), ["critic_gap"], run.samples / "critic_gap.png", CRITIC_GAP_TITLE)
     if fig:
-        out.append(Section("Wasserstein estimate", image=fig))
+        out.append(Section("Critic gap", image=fig, text=CRITIC_GAP_TEXT))
     evals = [r for r in rows if "emd" in r]
     if evals:
-        wanted = ("step", "modes", "modes_20", "hq_percent", "reverse_kl", "emd", "real_emd")
+        floor_keys = ("real_emd", "real_modes", "real_modes_20", "real_hq_percent", "real_reverse_kl")
+        wanted = ("step", "modes", "modes_20", "hq_percent", "reverse_kl", "emd", *floor_keys)
         keys = [k for k in wanted if k in evals[-1]]
-        out.append(Section("Evaluations", html=table(evals, keys)))
-        fig = plots.curves(evals, ["emd", "real_emd"], run.samples / "emd.png", "EMD to held-out data")
+        out.append(Section("Evaluations", html=table(with_floor_columns(evals, floor_keys), keys),
+                           text="The real_* columns are the real-vs-real floor: disjoint real sets at the same "
+                                "sample counts, mean ± std over independent draws."))
+        fig = plots.curves(evals, ["emd", "real_emd"], run.samples / "emd.png",
+                           "EMD to held-out data (floor: mean ± std band)")
         if fig:
             out.append(Section("EMD over training", image=fig))
     return out

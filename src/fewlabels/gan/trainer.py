@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from fewlabels import files
 from fewlabels.checkpoint import model_signature
 from fewlabels.data.config import make_data
 from fewlabels.distributed import average_gradients, shard
@@ -18,10 +19,12 @@ from fewlabels.gan import progan
 from fewlabels.gan.config import GANConfig
 from fewlabels.gan.lipschitz import add_spectral_norm, clip_weights_, gradient_penalty, r1_penalty
 from fewlabels.gan.losses import LOSSES
-from fewlabels.gan.nets import DCGANDiscriminator, DCGANGenerator, mlp
+from fewlabels.gan.nets import DCGANDiscriminator, DCGANGenerator, batch_norms, mlp, standing_statistics_
 from fewlabels.metrics.samples import SampleMetrics
 
 EVAL_SEED = 2024  # fixed noise for evaluation: never drawn from the training streams (FLOOR_SEED = +1)
+STANDING_SEED = EVAL_SEED + 3  # z for the EMA generator's batch-norm statistics (+2: snapshots)
+STANDING_BATCHES = 16
 
 
 def _set_requires_grad(params: list[Tensor], flag: bool) -> None:
@@ -55,7 +58,9 @@ class GANExperiment:
         # What the step calls: the same modules, compiled when asked (weights and state stay in G, D).
         self._G, self._D = self.G, self.D
         if cfg.train.compile:
-            if self.progressive:  # one graph per stage, and D's twice (inputs with and without grad)
+            # One graph per stage and grad mode (D: inputs with and without grad; G: the critic's
+            # fakes without grad, G's step's with), so a ProGAN needs 2·(2·levels + 1) of each.
+            if self.progressive:
                 torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit,
                                                            4 * self.G.levels + 4)
             self._G, self._D = torch.compile(self.G), torch.compile(self.D)
@@ -68,9 +73,15 @@ class GANExperiment:
         self._d_params = list(self.D.parameters())
         self._g_params = list(self.G.parameters())
         self._ema_params = list(self.G_ema.parameters()) if self.G_ema is not None else []
-        # Batch-norm running statistics are copied into the EMA generator, not averaged.
-        self._g_buffers = list(self.G.buffers())
-        self._ema_buffers = list(self.G_ema.buffers()) if self.G_ema is not None else []
+        # The EMA generator's batch norm needs statistics of its own activations: G's running
+        # statistics describe other weights. They are recomputed when the EMA has moved since
+        # ("standing statistics"), before the EMA generator samples or is saved.
+        self._ema_has_norms = self.G_ema is not None and bool(batch_norms(self.G_ema))
+        self._standing_fresh = False
+        # G's step draws fresh z, as Algorithm 1 of the GAN, WGAN and WGAN-GP papers do; reusing
+        # the critic's last fake batch saves one forward of G (PyTorch's DCGAN example does it).
+        reuse = cfg.train.reuse_fake
+        self.reuse_fake = reuse if reuse is not None else cfg.loss.name != "wasserstein"
         # All training randomness (data, z, GP's ε) comes from this stream; its state is checkpointed.
         self.gen = torch.Generator(device).manual_seed(cfg.seed)
         e = cfg.eval
@@ -88,10 +99,9 @@ class GANExperiment:
     def train_step(self, step: int) -> dict[str, Tensor]:
         cfg, B = self.cfg, self.cfg.train.batch_size
         self._set_learning_rates(step)
-        if self.progressive:  # the stage follows from the images shown so far: resume continues mid-fade-in
-            self._set_stage(*progan.stage_at((step - 1) * B * cfg.train.n_critic, self.G.levels,
-                                             cfg.model.phase_images))
-        for _ in range(cfg.train.n_critic):
+        if self.progressive:
+            self._grow(step)
+        for i in range(cfg.train.n_critic):
             # Under torchrun every rank draws the global batch and keeps its slice (fewlabels.distributed).
             real = shard(self.data.sample(B, self.gen))
             if self.progressive:
@@ -99,8 +109,11 @@ class GANExperiment:
             if cfg.train.channels_last:
                 real = real.contiguous(memory_format=torch.channels_last)
             z = shard(torch.randn(B, cfg.model.z_dim, generator=self.gen, device=self.device))
-            with self._precision():
+            # The critic's loss sees fake.detach(): G's graph is only kept for a batch G's step reuses.
+            keep_graph = self.reuse_fake and i == cfg.train.n_critic - 1
+            with self._precision(), torch.set_grad_enabled(keep_graph):
                 fake = self._G(z)
+            with self._precision():
                 loss_d, logs = self._discriminator_loss(real, fake)
             self.opt_D.zero_grad(set_to_none=True)
             loss_d.backward()
@@ -109,8 +122,12 @@ class GANExperiment:
             if cfg.loss.constraint == "clip":
                 clip_weights_(self.D, cfg.loss.clip)
 
-        # G's turn, on the last fake batch (as PyTorch's DCGAN example does): its graph through G
-        # is intact and G has not moved since. D's weights are frozen so backward skips their grads.
+        # G's turn: on fresh z, or on the last fake batch, whose graph through G is intact and G
+        # has not moved since. D's weights are frozen so backward skips their grads.
+        if not self.reuse_fake:
+            z = shard(torch.randn(B, cfg.model.z_dim, generator=self.gen, device=self.device))
+            with self._precision():
+                fake = self._G(z)
         _set_requires_grad(self._d_params, False)
         with self._precision():
             loss_g = self.g_loss(self._D(fake).float())
@@ -125,8 +142,7 @@ class GANExperiment:
             decay = min(cfg.train.ema, (1 + step) / (10 + step))
             with torch.no_grad():
                 torch._foreach_lerp_(self._ema_params, self._g_params, 1 - decay)
-                if self._ema_buffers:
-                    torch._foreach_copy_(self._ema_buffers, self._g_buffers)
+            self._standing_fresh = False
         logs["loss_g"] = loss_g.detach()
         return logs
 
@@ -140,7 +156,8 @@ class GANExperiment:
         loss = self.d_loss(d_real, d_fake)
         logs = {"loss_d": loss.detach()}
         if c.name == "wasserstein":
-            logs["w_estimate"] = (d_real.mean() - d_fake.mean()).detach()
+            # The critic gap E f(x) - E f(G(z)): for a K-Lipschitz critic an estimate of K·W, not of W.
+            logs["critic_gap"] = (d_real.mean() - d_fake.mean()).detach()
         if c.constraint == "gp":
             eps = torch.rand(self.cfg.train.batch_size, generator=self.gen, device=self.device)
             gp = gradient_penalty(self.D, real, fake.detach(), shard(eps))
@@ -153,6 +170,24 @@ class GANExperiment:
             loss = loss + 0.5 * c.r1_weight * r1
             logs["r1"] = r1.detach()
         return loss, logs
+
+    def _grow(self, step: int) -> None:
+        """Set the stage of this step: a function of the images shown so far, so that a resumed run
+        continues mid-fade-in. With optim.reset_on_growth the optimisers' moments are reset when
+        a fade-in starts and when it ends, as the paper's code does (reset_opt_for_new_lod: at
+        every change of floor(lod) or ceil(lod)): the moments of one stage mislead the next."""
+        t = self.cfg.train
+
+        def stage(s: int) -> tuple[int, float]:  # before step s, (s - 1) steps have shown their images
+            return progan.stage_at((s - 1) * t.batch_size * t.n_critic, self.G.levels, self.cfg.model.phase_images)
+
+        level, alpha = stage(step)
+        if self.cfg.optim.reset_on_growth and step > 1:
+            before, before_alpha = stage(step - 1)
+            if (level, alpha < 1) != (before, before_alpha < 1):
+                self.opt_G.state.clear()
+                self.opt_D.state.clear()
+        self._set_stage(level, alpha)
 
     def _set_stage(self, level: int, alpha: float) -> None:
         self.stage = (level, alpha)
@@ -182,6 +217,7 @@ class GANExperiment:
         state = {"G": self.G.state_dict(), "D": self.D.state_dict(), "opt_G": self.opt_G.state_dict(),
                  "opt_D": self.opt_D.state_dict(), "gen": self.gen.get_state()}
         if self.G_ema is not None:
+            self._refresh_standing_statistics()  # saved statistics belong to the saved EMA weights
             state["G_ema"] = self.G_ema.state_dict()
         if self.progressive:
             state["stage"] = [int(self.stage[0]), float(self.stage[1])]
@@ -195,6 +231,7 @@ class GANExperiment:
         self.gen.set_state(state["gen"])
         if self.G_ema is not None:
             self.G_ema.load_state_dict(state["G_ema"])
+            self._standing_fresh = False  # an older checkpoint may hold G's statistics: recompute
         if self.progressive:
             self._set_stage(int(state["stage"][0]), float(state["stage"][1]))
 
@@ -204,9 +241,24 @@ class GANExperiment:
         """The generator used for samples and metrics: the EMA copy when there is one."""
         return self.G_ema if self.G_ema is not None else self.G
 
+    def _refresh_standing_statistics(self) -> None:
+        """The EMA generator's batch-norm statistics, recomputed for its current weights from
+        STANDING_BATCHES training-size batches of z (nets.standing_statistics_). The z come from a
+        private generator with a fixed seed: the result is a function of the weights alone, and
+        the training streams are untouched, so resume stays bit for bit."""
+        if not self._ema_has_norms or self._standing_fresh:
+            return
+        g = torch.Generator(self.device).manual_seed(STANDING_SEED)
+        B, z_dim = self.cfg.train.batch_size, self.cfg.model.z_dim
+        standing_statistics_(self.G_ema, (torch.randn(B, z_dim, generator=g, device=self.device)
+                                          for _ in range(STANDING_BATCHES)))
+        self._standing_fresh = True
+
     @torch.inference_mode()
     def sample(self, n: int, seed: int = EVAL_SEED) -> np.ndarray:
         """n samples in data space: points (n, D) or images (n, C, H, W) in [-1, 1]."""
+        if self.G_ema is not None:
+            self._refresh_standing_statistics()
         g = torch.Generator(self.device).manual_seed(seed)
         z = torch.randn(n, self.cfg.model.z_dim, generator=g, device=self.device)
         net = self.sampler
@@ -231,8 +283,9 @@ class GANExperiment:
         """Samples (and for 2D data D's landscape) at this step, for the report's grid over training."""
         if self.is_image:
             level = self.stage[0] if self.progressive else -1
-            np.savez(folder / f"snapshot_{step:09d}.npz", step=step, samples=self.sample(64, seed=EVAL_SEED + 2),
-                     level=level, alpha=self.stage[1] if self.progressive else 1.0)
+            files.save_npz_atomic(folder / f"snapshot_{step:09d}.npz", "sample snapshot", step=step,
+                                  samples=self.sample(64, seed=EVAL_SEED + 2), level=level,
+                                  alpha=self.stage[1] if self.progressive else 1.0)
             return
         if self.data.dim != 2:
             return
@@ -243,7 +296,8 @@ class GANExperiment:
         heat = self.D(torch.from_numpy(grid).to(self.device)).float().cpu().numpy().reshape(80, 80)
         if self.cfg.loss.name in ("minimax", "nonsaturating"):
             heat = 1 / (1 + np.exp(-heat))  # D(x) as a probability
-        np.savez(folder / f"snapshot_{step:09d}.npz", step=step, samples=pts, heat=heat, lo=lo, hi=hi)
+        files.save_npz_atomic(folder / f"snapshot_{step:09d}.npz", "sample snapshot", step=step, samples=pts,
+                              heat=heat, lo=lo, hi=hi)
 
     def plot_bounds(self) -> tuple[float, float]:
         held = self.data.holdout(1000)

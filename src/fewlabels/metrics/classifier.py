@@ -5,7 +5,9 @@ the Fréchet distance when no InceptionV3 weights are given (DESIGN.md, data pro
 
 trains it (seeded, a few seconds on the CPU for digits), prints its held-out accuracy and saves
 the weights; `eval.classifier: PATH` in a diffusion config then uses them. Without a file, an
-evaluation trains the same classifier with the same seed (bitwise the same on the CPU).
+evaluation trains the same classifier with the same seed (bitwise the same on the CPU). It never
+depends on a run's seed: the data's split is fixed (data.images.SPLIT_SEED) and the classifier's
+own seed is SEED, so Fréchet distances of runs with different seeds share one feature space.
 """
 
 from __future__ import annotations
@@ -65,7 +67,14 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, epochs: int | None 
     return net.eval().requires_grad_(False)
 
 
-_CACHE: dict = {}
+_CACHE: dict = {}  # trained classifiers per process, keyed by the training data's identity
+
+
+def weights_hash(net: nn.Module) -> str:
+    """A hash of a network's weights: the feature space's identity in floor cache keys."""
+    from fewlabels.metrics.floors import fingerprint
+
+    return fingerprint(*(t.detach().cpu().numpy() for t in net.state_dict().values()))
 
 
 class ClassifierFeatures:
@@ -73,6 +82,7 @@ class ClassifierFeatures:
 
     def __init__(self, net: SmallClassifier, description: str, device: torch.device):
         self.net, self.description, self.device = net.to(device), description, device
+        self.identity = f"small classifier {weights_hash(net)}"
 
     @classmethod
     def for_data(cls, data, path: str | None, device: torch.device) -> ClassifierFeatures | None:
@@ -82,7 +92,7 @@ class ClassifierFeatures:
             return cls(load(path, data.shape[0]), f"small classifier from {path}", device)
         if data.train_labels is None:
             return None
-        key = (data.name, data.train.shape, int(np.asarray(data.train[:64]).sum() * 1000))
+        key = (data.identity(), SEED)
         if key not in _CACHE:
             _CACHE[key] = train_classifier(data.train, data.train_labels)
         net = _CACHE[key]
@@ -100,12 +110,19 @@ class ClassifierFeatures:
             probs.append(logits.softmax(1).cpu().numpy())
         return np.concatenate(feats), np.concatenate(probs)
 
-    def scores(self, fake: np.ndarray, real: np.ndarray) -> dict[str, float]:
+    def embed(self, images: np.ndarray, cached: bool = False) -> dict[str, np.ndarray]:
+        """What `compare` needs of a set of images: features and class probabilities."""
+        feats, probs = self.outputs(images)
+        return {"features": feats, "probs": probs}
+
+    @staticmethod
+    def compare(fake: dict[str, np.ndarray], real: dict[str, np.ndarray]) -> dict[str, float]:
         """Fréchet distance between the two sets' features; % of `fake` the classifier is sure of."""
-        f_fake, p_fake = self.outputs(fake)
-        f_real, _ = self.outputs(real)
-        return {"fd": frechet_distance(f_fake, f_real),
-                "confident_percent": float(100 * (p_fake.max(1) >= CONFIDENT).mean())}
+        return {"fd": frechet_distance(fake["features"], real["features"]),
+                "confident_percent": float(100 * (fake["probs"].max(1) >= CONFIDENT).mean())}
+
+    def scores(self, fake: np.ndarray, real: np.ndarray) -> dict[str, float]:
+        return self.compare(self.embed(fake), self.embed(real))
 
 
 def accuracy(net: SmallClassifier, images: np.ndarray, labels: np.ndarray) -> float:

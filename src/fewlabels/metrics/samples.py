@@ -7,7 +7,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from fewlabels.metrics.floors import FLOOR_DRAWS, cached_floor, summarize
+
 FLOOR_SEED = 2025  # the real points or images that stand in for "a perfect model"
+# InceptionV3 features cost ~0.1 s an image on a CPU, and each draw needs its own training
+# images: its floors take fewer draws, stated in every result as real_draws.
+INCEPTION_FLOOR_DRAWS = 3
+
+
+def draw_seed(k: int) -> int:
+    """The seed of the floor's k-th draw (apart from the evaluation and held-out streams)."""
+    return 100 * FLOOR_SEED + k
 
 
 class SampleMetrics:
@@ -37,35 +47,81 @@ class SampleMetrics:
             return min(self.samples, len(self.data.held))
         return max(self.samples if self.data.modes is not None else 0, self.emd_points)
 
-    def _point_scores(self, for_emd: np.ndarray, for_modes: np.ndarray) -> dict[str, float]:
+    @property
+    def floor_draws(self) -> int:
+        return INCEPTION_FLOOR_DRAWS if self.is_image and self.extractor == "inception" else FLOOR_DRAWS
+
+    def _point_scores(self, for_emd: np.ndarray, for_modes: np.ndarray, real: np.ndarray) -> dict[str, float]:
         from fewlabels.metrics.distances import emd
         from fewlabels.metrics.mixture import mode_metrics
 
-        out = {"emd": emd(for_emd, self.data.holdout(self.emd_points))}
+        out = {"emd": emd(for_emd, real)}
         if self.data.modes is not None:
             out.update(mode_metrics(for_modes, self.data.modes, self.data.mode_std))
         return out
 
     def floor(self) -> dict[str, float]:
-        """The same metrics for real data against real data (keys real_*): the best a model can score."""
+        """The same metrics for real data against disjoint real data, at the model's sample counts:
+        the best a model can score. Keys real_<metric> (the mean over draws), real_<metric>_std
+        and real_draws; computed once per dataset and protocol (metrics.floors caches them).
+
+        Draw k (seeded by draw_seed(k)) takes two real sets that share no sample:
+        - synthetic point sets: two fresh draws from the distribution (count() points play the
+          model's samples, emd_points the held-out side);
+        - a user's point file: a random subset of its training points against a random subset of
+          its held-out points (sizes capped by each part);
+        - images: count() random training images against count() random held-out images (all of
+          them when count() is the held-out size), scored by the run's feature extractor.
+        FLOOR_DRAWS draws, INCEPTION_FLOOR_DRAWS with InceptionV3."""
         if self._floor is None:
-            if self.is_image:
-                n = self.count()
-                floor = {} if self.features is None else \
-                    self.features.scores(self.data.real(n, seed=FLOOR_SEED), self.data.holdout(n))
+            if self.is_image and self.features is None:
+                self._floor = {}
             else:
-                real = self.data.holdout(self.samples + self.emd_points, seed=FLOOR_SEED)
-                floor = self._point_scores(real[: self.emd_points], real[-self.samples:])
-            self._floor = {f"real_{k}": v for k, v in floor.items()}
+                floor = cached_floor(self._floor_identity(), self._image_floor if self.is_image else self._point_floor)
+                self._floor = {f"real_{k}": v for k, v in floor.items()}
         return self._floor
+
+    def _floor_identity(self) -> dict:
+        if self.is_image:
+            return {"kind": "images", "data": self.data.identity(), "n": self.count(),
+                    "extractor": self.features.identity, "draws": self.floor_draws}
+        return {"kind": "points", "data": self.data.identity(), "emd_points": self.emd_points,
+                "samples": self.samples if self.data.modes is not None else 0, "draws": self.floor_draws}
+
+    def _point_floor(self) -> dict[str, float]:
+        draws = []
+        for k in range(self.floor_draws):
+            model_side, held_side = self.data.disjoint_real_sets(self.count(), self.emd_points, draw_seed(k))
+            draws.append(self._point_scores(model_side[: self.emd_points], model_side[: self.samples], held_side))
+        return summarize(draws)
+
+    def _image_floor(self) -> dict[str, float]:
+        n, data, features = self.count(), self.data, self.features
+        picks = [data.disjoint_real_indices(n, n, draw_seed(k)) for k in range(self.floor_draws)]
+        # Each image is embedded once, however many draws share it.
+        train_ids = np.unique(np.concatenate([a for a, _ in picks]))
+        held_ids = np.unique(np.concatenate([b for _, b in picks]))
+        train = features.embed(data.train[train_ids])
+        # When the draws cover the whole held-out set, it is the set `score` compares against: disk-cached
+        # for InceptionV3 (training subsets are not: each is used once, and the floor itself is cached).
+        held = features.embed(data.held[held_ids], cached=len(held_ids) == len(data.held))
+        draws = []
+        for a, b in picks:
+            fake_side = {k: v[np.searchsorted(train_ids, a)] for k, v in train.items()}
+            real_side = {k: v[np.searchsorted(held_ids, b)] for k, v in held.items()}
+            draws.append(features.compare(fake_side, real_side))
+        return summarize(draws)
 
     def score(self, fake: np.ndarray) -> dict:
         """`fake` (count() samples) scored, with the floor; {} for images with no extractor."""
         if not self.is_image:
-            return {**self._point_scores(fake[: self.emd_points], fake[: self.samples]), **self.floor()}
+            return {**self._point_scores(fake[: self.emd_points], fake[: self.samples],
+                                         self.data.holdout(self.emd_points)), **self.floor()}
         if self.features is None:
             return {}
-        n = len(fake)
-        return {**self.features.scores(fake, self.data.holdout(n)), **self.floor(),
+        n, m = len(fake), self.count()
+        floor = self.floor()
+        return {**self.features.scores(fake, self.data.holdout(n)), **floor,
                 "feature_extractor": self.features.description,
-                "samples_vs_real": f"{n} generated vs {n} held-out real; floor: {n} training vs the same {n}"}
+                "samples_vs_real": f"{n} generated vs {n} held-out real; floor: {m} training vs {m} held-out, "
+                                   f"mean ± std over {int(floor['real_draws'])} draws"}

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
-from fewlabels.rl.envs.layouts import GridLayout  # noqa: E402
+from fewlabels.rl.planning.layouts import GridLayout  # noqa: E402
 from fewlabels.viz.plots import save  # noqa: E402
 
 KIND_COLOURS = {"terminal": "#aaaaaa", "goal": "#aaaaaa", "wall": "#333333", "hole": "#c44e52", "cliff": "#8c5a3c"}

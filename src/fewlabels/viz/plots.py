@@ -18,15 +18,19 @@ def save(fig, path: Path) -> Path:
 
 
 def curves(rows: list[dict], keys: list[str], path: Path, title: str = "", logy: bool = False) -> Path | None:
-    """One line per key against `step`, skipping rows that lack it."""
+    """One line per key against `step`, skipping rows that lack it; a key logged with a
+    `<key>_std` (a floor: mean ± std over draws) gets a shaded band of ± one std."""
     keys = [k for k in keys if any(k in r and r[k] is not None for r in rows)]
     if not keys:
         return None
     fig, ax = plt.subplots(figsize=(6, 3.2))
     for k in keys:
-        pts = [(r["step"], r[k]) for r in rows if r.get(k) is not None]
-        xs, ys = zip(*pts)
-        ax.plot(xs, ys, label=k, lw=1.2, marker="o" if len(xs) < 15 else None, ms=3)
+        pts = [(r["step"], r[k], r.get(f"{k}_std")) for r in rows if r.get(k) is not None]
+        xs, ys, stds = zip(*pts)
+        line, = ax.plot(xs, ys, label=k, lw=1.2, marker="o" if len(xs) < 15 else None, ms=3)
+        if all(s is not None for s in stds):
+            lo, hi = np.subtract(ys, stds), np.add(ys, stds)
+            ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2, lw=0, label=f"{k} ± std")
     ax.set_xlabel("step")
     if logy:
         ax.set_yscale("symlog", linthresh=1e-3)

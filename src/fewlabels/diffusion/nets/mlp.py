@@ -9,8 +9,10 @@ from torch import Tensor, nn
 
 
 def sinusoidal_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
-    """The Transformer's position encoding of the integer time t (Vaswani et al. 2017), as DDPM
-    uses it: [sin(t ω_k), cos(t ω_k)] with ω_k = max_period^(-k/(dim/2)), k = 0..dim/2-1."""
+    """A sinusoidal encoding of the integer time t with the Transformer's frequencies (Vaswani et
+    al. 2017), sines then cosines concatenated (DDPM's layout, not interleaved):
+    [sin(t ω_k), cos(t ω_k)] with ω_k = max_period^(-k/(dim/2)), k = 0..dim/2-1. (DDPM's own code
+    divides by dim/2 - 1 instead, so its highest frequency is slightly lower.)"""
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
     args = t.float()[:, None] * freqs[None]

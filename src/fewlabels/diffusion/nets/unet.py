@@ -54,7 +54,14 @@ class UNet(nn.Module):
     """ε_θ(x_t, t) for images (B, C, H, W); H and W must be divisible by 2^(len(mults) - 1).
 
     Level i works at resolution H/2^i with `channels * mults[i]` channels and `blocks` residual
-    blocks; attention follows each block of the lowest level and sits in the middle."""
+    blocks; attention follows each block of the lowest level and sits in the middle.
+
+    The time t is embedded by `sinusoidal_embedding(t, C)` with C = `channels`: the C/2 sines, then
+    the C/2 cosines, of t·ω_k with ω_k = 10000^(-k/(C/2)), k = 0..C/2-1; then Linear, SiLU, Linear to
+    4C. These are the Transformer's frequencies (PE(t, 2i) = sin(t / 10000^(2i/C)), PE(t, 2i+1) =
+    cos(t / 10000^(2i/C)), Vaswani et al. 2017), concatenated rather than interleaved (a fixed
+    permutation, immaterial before a Linear layer); DDPM's code concatenates the same way but takes
+    ω_k = 10000^(-k/(C/2 - 1))."""
 
     def __init__(self, in_channels: int = 1, channels: int = 32, mults: tuple[int, ...] = (1, 2),
                  blocks: int = 1, attention: bool = True, dropout: float = 0.0):

@@ -16,7 +16,7 @@ def register_envs() -> None:
     import gymnasium as gym
 
     if GRIDWORLD_ID not in gym.registry:
-        gym.register(id=GRIDWORLD_ID, entry_point="fewlabels.rl.envs.gridworld:GridWorldEnv")
+        gym.register(id=GRIDWORLD_ID, entry_point="fewlabels.rl.planning.gridworld:GridWorldEnv")
 
 
 def make_env(env_id: str, kwargs: dict | None = None, max_episode_steps: int | None = None,

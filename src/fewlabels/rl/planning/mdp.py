@@ -13,7 +13,7 @@ nothing happens after the episode ends.
 
 Build one from arrays (`MDP.from_arrays`), from transition lists (`MDP(...)`), from a
 Gymnasium toy-text environment's `P` table (`MDP.from_gym`), or from a grid
-(`fewlabels.rl.envs.gridworld.GridMDP`). Planning algorithms live in `fewlabels.rl.planning`.
+(`fewlabels.rl.planning.gridworld.GridMDP`). Planning algorithms live in `fewlabels.rl.planning`.
 """
 
 from __future__ import annotations

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from fewlabels.errors import UserError
-from fewlabels.rl.config import TabularConfig
 from fewlabels.rl.envs import make_env
-from fewlabels.rl.tabular import EPISODES, greedy_actions_of, run_policy
+from fewlabels.rl.tabular.config import TabularConfig
+from fewlabels.rl.tabular.methods import EPISODES, greedy_actions_of, run_policy
 
 
 class TabularExperiment:
@@ -90,6 +90,6 @@ class TabularExperiment:
                         "models; use `fewlabels evaluate RUN --episodes N`")
 
     def report_sections(self, run) -> list:
-        from fewlabels.rl.report import sections
+        from fewlabels.rl.tabular.report import sections
 
         return sections(self, run)

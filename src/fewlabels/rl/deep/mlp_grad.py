@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from fewlabels.rl.nets import HALF_LOG_2PI, MLP, ActorCritic
+from fewlabels.rl.deep.nets import HALF_LOG_2PI, MLP, ActorCritic
 
 
 def _forward(net: MLP, x: Tensor) -> tuple[Tensor, list[Tensor]]:

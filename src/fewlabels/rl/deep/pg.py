@@ -1,10 +1,17 @@
-"""Policy gradients, one family: REINFORCE, A2C and PPO share the rollout, the advantage
+"""Policy gradients, one family: REINFORCE, A2C and PPO share the acting, the advantage
 estimate and the update; they differ in three lines (see `PGExperiment.update`).
 
-One `train_step` = one rollout of `n_steps` vector steps, then the update(s). Advantages are
-GAE(γ, λ) (Schulman et al. 2016): A_t = Σ_k (γλ)^k δ_{t+k}, δ_t = r_t + γ V(s_{t+1}) (1 - term_t)
-- V(s_t), cut at episode ends; on a truncation V(s_{t+1}) is the value of the true last
-observation (rl/envs/vector.py says why that is what NEXT_STEP autoreset returns).
+A2C and PPO: one `train_step` = one rollout of `n_steps` vector steps, then the update(s).
+Advantages are GAE(γ, λ) (Schulman et al. 2016): A_t = Σ_k (γλ)^k δ_{t+k},
+δ_t = r_t + γ V(s_{t+1}) (1 - term_t) - V(s_t), cut at episode ends; on a truncation V(s_{t+1})
+is the value of the true last observation (rl/deep/vector.py says why that is what NEXT_STEP
+autoreset returns). An episode cut by the rollout's end is bootstrapped from V.
+
+REINFORCE (Williams 1992) is Monte Carlo: G_t = Σ_{k≥t} γ^{k-t} r_k to the end of the episode,
+never bootstrapped, so its batches hold whole episodes (`EpisodeBatch`): at least `n_steps` vector
+steps, then every episode still running is played to its end, and the update follows. A
+`train_step` is still `n_steps` vector steps (so `step` counts environment steps); a batch that
+is not complete at its end is carried to the next call, under the same policy.
 """
 
 from __future__ import annotations
@@ -14,10 +21,10 @@ import torch
 from torch import Tensor
 
 from fewlabels.checkpoint import model_signature
-from fewlabels.rl import mlp_grad
-from fewlabels.rl.agent import DeepAgent
-from fewlabels.rl.config import PGConfig
-from fewlabels.rl.nets import ActorCritic
+from fewlabels.rl.deep import mlp_grad
+from fewlabels.rl.deep.agent import DeepAgent
+from fewlabels.rl.deep.config import PGConfig
+from fewlabels.rl.deep.nets import ActorCritic
 
 
 def gae(rewards: np.ndarray, values: np.ndarray, last_value: np.ndarray, terminated: np.ndarray,
@@ -34,6 +41,51 @@ def gae(rewards: np.ndarray, values: np.ndarray, last_value: np.ndarray, termina
         adv[t] = next_adv
         next_value = values[t]
     return adv
+
+
+def reward_to_go(rewards: np.ndarray, dones: np.ndarray, gamma: float) -> np.ndarray:
+    """G_t = r_t + γ (1 - done_t) G_{t+1} = Σ_{k=t}^{end} γ^{k-t} r_k, (T, N) in and out. The
+    sum stops at the end of the episode, terminated or truncated (a Monte Carlo return has
+    nothing to bootstrap from); the rows after a sub-environment's last episode end are
+    not used."""
+    out = np.zeros_like(rewards)
+    running = np.zeros_like(rewards[0])
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        running = rewards[t] + gamma * (1.0 - dones[t]) * running
+        out[t] = running
+    return out
+
+
+class EpisodeBatch:
+    """REINFORCE's batch of whole episodes, filled one vector step at a time.
+
+    The first `n_steps` steps are all kept (minus NEXT_STEP reset steps). The episodes still
+    running after them are played to their ends and kept. A sub-environment whose episode has
+    ended meanwhile must still step (a vector env steps all of them); those steps start an
+    episode that is left out here and picked up, from where it is, by the next batch: its G_t
+    only look forward, so they are collected under the next policy. Which steps are kept never
+    depends on how long an episode turns out to be, only on when it started, so short
+    episodes are not favoured."""
+
+    def __init__(self, n_steps: int):
+        self.n_steps = n_steps
+        self.steps: list[tuple] = []
+        self.running: np.ndarray | None = None  # after n_steps: the sub-environments still in their episode
+
+    def add(self, *step, done: np.ndarray, valid: np.ndarray) -> list[tuple] | None:
+        """Record one vector step (`step`: per-sub-environment arrays or tensors, then done and
+        valid); return the whole batch, as (..., done, kept) tuples, once it is complete."""
+        kept = valid.copy()
+        if self.running is not None:
+            kept &= self.running
+            self.running = self.running & ~done
+        self.steps.append((*step, done, kept))
+        if self.running is None and len(self.steps) >= self.n_steps:
+            self.running = valid & ~done
+        if self.running is None or self.running.any():
+            return None
+        batch, self.steps, self.running = self.steps, [], None
+        return batch
 
 
 def policy_loss(algo: str, logp: Tensor, old_logp: Tensor, adv: Tensor, clip: float) -> Tensor:
@@ -67,6 +119,7 @@ class PGExperiment(DeepAgent):
             self.opt = torch.optim.Adam(self.net.parameters(), lr=a.lr, eps=1e-5, fused=device.type == "cpu")
         self._params = list(self.net.parameters())
         self.uses_critic = a.algo != "reinforce" or a.baseline
+        self.whole_episodes = EpisodeBatch(a.n_steps) if a.algo == "reinforce" else None
         if not self.discrete:
             self.low = self.action_space.low
             self.high = self.action_space.high
@@ -77,8 +130,21 @@ class PGExperiment(DeepAgent):
         actions = self.net.act(self.as_tensor(obs), deterministic).cpu().numpy()
         return actions if self.discrete else np.clip(actions, self.low, self.high)
 
+    @torch.no_grad()
+    def act_and_step(self) -> tuple:
+        """One vector step under the current policy: (the observation as a tensor, action,
+        log π(a|s), V(s), reward, terminated, done, valid); self.obs moves on."""
+        x = self.as_tensor(self.obs)
+        action, logp, value = self.net.sample(x)
+        env_action = action.cpu().numpy()
+        if not self.discrete:
+            env_action = np.clip(env_action, self.low, self.high)
+        self.obs, reward, term, trunc, valid = self.step_envs(env_action)
+        return x, action, logp, value, reward, term, term | trunc, valid
+
     @torch.no_grad()  # not inference_mode: the rollout's tensors are the update's inputs
     def rollout(self) -> dict[str, Tensor]:
+        """A2C and PPO: `n_steps` vector steps, advantages by GAE(γ, λ)."""
         T, N, dev = self.cfg.agent.n_steps, self.num_envs, self.device
         obs_dtype = torch.uint8 if self.pixels else torch.float32
         obs_buf = torch.empty((T, N, *self.obs_shape), dtype=obs_dtype, device=dev)
@@ -87,30 +153,31 @@ class PGExperiment(DeepAgent):
         logp_buf, val_buf = torch.zeros((T, N), device=dev), torch.zeros((T, N), device=dev)
         # Environment outputs stay in NumPy, where they come from; GAE runs there too.
         rewards, terminated, dones, valid = (np.zeros((T, N), np.float32) for _ in range(4))
-        obs = self.obs
         for t in range(T):
-            x = self.as_tensor(obs)
-            action, logp_buf[t], val_buf[t] = self.net.sample(x)
-            obs_buf[t] = x
-            act_buf[t] = action
-            env_action = action.cpu().numpy()
-            if not self.discrete:
-                env_action = np.clip(env_action, self.low, self.high)
-            obs, rewards[t], term, trunc, valid[t] = self.step_envs(env_action)
-            terminated[t], dones[t] = term, term | trunc
-        self.obs = obs
+            obs_buf[t], act_buf[t], logp_buf[t], val_buf[t], rewards[t], terminated[t], dones[t], valid[t] = \
+                self.act_and_step()
         a = self.cfg.agent
-        if self.uses_critic:
-            values, last_value = val_buf.cpu().numpy(), self.net.value(self.as_tensor(obs)).cpu().numpy()
-        else:  # REINFORCE without a baseline: pure reward-to-go, no bootstrap
-            val_buf.zero_()
-            values, last_value = np.zeros((T, N), np.float32), np.zeros(N, np.float32)
-        lam = 1.0 if a.algo == "reinforce" else a.gae_lambda  # λ = 1: Monte Carlo reward-to-go
-        adv = torch.from_numpy(gae(rewards, values, last_value, terminated, dones, a.gamma, lam)).to(dev)
+        values, last_value = val_buf.cpu().numpy(), self.net.value(self.as_tensor(self.obs)).cpu().numpy()
+        adv = torch.from_numpy(gae(rewards, values, last_value, terminated, dones, a.gamma, a.gae_lambda)).to(dev)
         keep = torch.from_numpy(valid.reshape(-1) > 0).to(dev)  # NEXT_STEP reset steps are not transitions
         flat = lambda x: x.flatten(0, 1)[keep]  # noqa: E731
         return {"obs": flat(obs_buf), "actions": flat(act_buf), "logp": flat(logp_buf), "values": flat(val_buf),
                 "advantages": flat(adv), "returns": flat(adv + val_buf)}
+
+    def episode_batch(self, steps: list[tuple]) -> dict[str, Tensor]:
+        """REINFORCE's update input from a complete `EpisodeBatch`: returns G_t (reward to go
+        to the episode's end) and advantages G_t - V(s_t) with the baseline, G_t without."""
+        columns = list(zip(*steps))  # (obs, action, log π, V, reward, done, kept), one row per vector step
+        obs, actions, logp, values = (torch.stack(c) for c in columns[:4])
+        rewards, dones, kept = (np.stack(c) for c in columns[4:])
+        dev = self.device
+        returns = torch.from_numpy(reward_to_go(rewards, dones.astype(np.float32), self.cfg.agent.gamma)).to(dev)
+        if not self.uses_critic:
+            values = torch.zeros_like(values)
+        keep = torch.from_numpy(kept.reshape(-1)).to(dev)
+        flat = lambda x: x.flatten(0, 1)[keep]  # noqa: E731
+        return {"obs": flat(obs), "actions": flat(actions), "logp": flat(logp), "values": flat(values),
+                "advantages": flat(returns - values), "returns": flat(returns)}
 
     # ---- learning ------------------------------------------------------------------------
     def train_step(self, step: int) -> dict[str, Tensor | float]:
@@ -120,8 +187,16 @@ class PGExperiment(DeepAgent):
         for group in self.opt.param_groups:
             group["lr"] = lr
         clip = a.clip * remaining if a.anneal_clip else a.clip
-        batch = self.rollout()
-        logs = self.update(batch, clip)
+        if self.whole_episodes is None:
+            logs = self.update(self.rollout(), clip)
+        else:  # REINFORCE: n_steps vector steps; an update whenever a batch of whole episodes is complete
+            logs = {}
+            for _ in range(a.n_steps):
+                x, action, logp, value, reward, term, done, valid = self.act_and_step()
+                # x may share memory with the environment's output; the batch outlives this step.
+                steps = self.whole_episodes.add(x.clone(), action, logp, value, reward, done=done, valid=valid)
+                if steps is not None:
+                    logs = self.update(self.episode_batch(steps), clip)
         return {**logs, "lr": lr, **self.episode_logs()}
 
     def update(self, batch: dict[str, Tensor], clip: float) -> dict[str, Tensor]:
@@ -154,7 +229,7 @@ class PGExperiment(DeepAgent):
     def loss_and_grads(self, mb: dict[str, Tensor], adv: Tensor, clip: float) -> tuple[Tensor, ...]:
         """L = L_π - c_H mean H + c_V L_V on a minibatch: set the gradients, return the detached
         (L_π, L_V, mean H, approx KL(π_old ‖ π)). Vector observations: the hand-written
-        gradient of rl/mlp_grad.py (same numbers, half the time); pixels: autograd."""
+        gradient of rl/deep/mlp_grad.py (same numbers, half the time); pixels: autograd."""
         a = self.cfg.agent
         clip_value = a.clip_value if a.algo == "ppo" else None
         if not self.pixels:

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from fewlabels.errors import UserError
-from fewlabels.rl.envs.vector import EpisodeTracker, make_single, make_vec, run_episodes
-from fewlabels.rl.normalize import ObservationNormalizer, RewardScaler
+from fewlabels.rl.deep.normalize import ObservationNormalizer, RewardScaler
+from fewlabels.rl.deep.vector import EpisodeTracker, make_single, make_vec, run_episodes
 
 RECENT_EPISODES = 100  # `ep_return` is the mean of this many finished episodes (as SB3 logs it)
 GIF_FRAMES = 150
@@ -148,7 +148,7 @@ class DeepAgent:
         pass  # the report draws metrics.jsonl and records its GIF at the end
 
     def report_sections(self, run) -> list:
-        from fewlabels.rl.deep_report import sections
+        from fewlabels.rl.deep.report import sections
 
         return sections(self, run)
 

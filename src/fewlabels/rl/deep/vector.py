@@ -65,7 +65,7 @@ def import_extra(env_id: str, where: str = "env.id") -> None:
 
 
 def make_single(env: Any, render_mode: str | None = None) -> Any:
-    """One environment as the config describes it (`env` is an rl.config.VecEnvConfig)."""
+    """One environment as the config describes it (`env` is an rl.deep.config.VecEnvConfig)."""
     import_extra(env.id)
     if not is_atari(env.id):
         return make_env(env.id, env.kwargs, env.max_episode_steps, render_mode=render_mode, discrete=False)

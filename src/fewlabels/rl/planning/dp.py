@@ -1,4 +1,4 @@
-"""Planning with a known model: dynamic programming on a `fewlabels.rl.mdp.MDP`.
+"""Planning with a known model: dynamic programming on a `fewlabels.rl.planning.mdp.MDP`.
 
 Every sweep is a whole-array Bellman backup (a sparse matrix-vector product, or the grid
 world's stencil); no Python loop runs over states. Values are arrays of shape (S,); action
@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import MatrixRankWarning, spsolve, spsolve_triangular
 
 from fewlabels.errors import UserError
-from fewlabels.rl.mdp import MDP
+from fewlabels.rl.planning.mdp import MDP
 
 TIE_TOLERANCE = 1e-9
 

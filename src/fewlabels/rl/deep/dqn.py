@@ -6,7 +6,7 @@ One `train_step` = `train_freq` vector steps of ε-greedy acting into the replay
     a* = argmax_a' Q_θ⁻(s', a')  (DQN)   or   argmax_a' Q_θ(s', a')  (Double DQN),
 ℓ the Huber loss (or squared error), θ⁻ the target network: θ⁻ ← τ θ + (1 - τ) θ⁻ every
 `target_update` environment steps (τ = 1: a hard copy). Truncated episodes bootstrap (only
-`terminated` zeroes the target), as rl/envs/vector.py explains.
+`terminated` zeroes the target), as rl/deep/vector.py explains.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from fewlabels.checkpoint import model_signature
-from fewlabels.rl.agent import DeepAgent
-from fewlabels.rl.config import DQNConfig
-from fewlabels.rl.nets import QNetwork
-from fewlabels.rl.replay import ReplayBuffer
+from fewlabels.rl.deep.agent import DeepAgent
+from fewlabels.rl.deep.config import DQNConfig
+from fewlabels.rl.deep.nets import QNetwork
+from fewlabels.rl.deep.replay import ReplayBuffer
 
 
 def td_loss(q: Tensor, target: Tensor, kind: str) -> Tensor:

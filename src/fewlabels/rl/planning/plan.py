@@ -1,11 +1,16 @@
 """`fewlabels plan`: exact planning on the grid world (or a Gymnasium toy-text environment),
 printed as JSON: {"values": [[...]], "policy": [[...]], "sweeps": k}.
 
---policy random evaluates the equiprobable random policy (iterative policy evaluation);
---policy optimal runs value iteration. Either way "policy" lists, for each cell, every action
-that is greedy with respect to the values (all tied ones, in the order up, right, down, left);
-terminal cells list none. "sweeps" counts the Bellman backups until the largest change was
-below the tolerance.
+--policy random evaluates the equiprobable random policy. Its values are solved exactly, as the
+linear system v = (I - γ P_π)^{-1} r_π (a sparse solve; with γ = 1 it has a unique solution
+because every cell reaches a terminal cell), so Figure 4.1's -14 prints as -14, not as the
+-13.999999999 where iterating to a tolerance stops. "sweeps" is still what the lecture counts:
+the synchronous (or, with --in-place, Gauss-Seidel) sweeps of iterative policy evaluation from
+v = 0 until no value changes by more than --tol (426 on the 4x4 grid at 1e-10).
+--policy optimal runs value iteration; "sweeps" counts its Bellman backups, the last (which
+changed nothing by more than --tol) included.
+Either way "policy" lists, for each cell, every action that is greedy with respect to the values
+(all tied ones, in the order up, right, down, left); terminal cells list none.
 """
 
 from __future__ import annotations
@@ -13,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from fewlabels.errors import UserError
-from fewlabels.rl import planning
-from fewlabels.rl.mdp import MDP
+from fewlabels.rl.planning import dp as planning
+from fewlabels.rl.planning.mdp import MDP
 
 
 def plan(env: str = "gridworld", rows: int | None = None, cols: int | None = None, terminals: str | None = None,
@@ -24,7 +29,7 @@ def plan(env: str = "gridworld", rows: int | None = None, cols: int | None = Non
         raise UserError(f"--tol is {tol}; give a positive tolerance such as 1e-10")
     grid_flags = {"--rows": rows, "--cols": cols, "--terminals": terminals, "--walls": walls, "--slip": slip}
     if env.lower() == "gridworld":
-        from fewlabels.rl.envs.gridworld import Grid, GridMDP
+        from fewlabels.rl.planning.gridworld import Grid, GridMDP
 
         grid = Grid.make(4 if rows is None else rows, 4 if cols is None else cols,
                          "0,0;3,3" if terminals is None else terminals, walls or (), -1.0,
@@ -39,9 +44,9 @@ def plan(env: str = "gridworld", rows: int | None = None, cols: int | None = Non
         mdp = MDP.from_gym(make_env(env, where="--env"), gamma)
         shape = _shape_of(env, mdp)
     if policy == "random":
-        result = planning.policy_evaluation(mdp, planning.random_policy(mdp), tol=1e-10 if tol is None else tol,
-                                            in_place=in_place)
-        values, sweeps = result.values, result.sweeps
+        pi = planning.random_policy(mdp)
+        values = planning.solve_policy_values(mdp, pi)  # exact; refuses a policy that never ends an episode
+        sweeps = planning.policy_evaluation(mdp, pi, tol=1e-10 if tol is None else tol, in_place=in_place).sweeps
         tied = planning.greedy_actions(mdp, planning.q_values(mdp, values))
     elif policy == "optimal":
         if in_place:
@@ -61,7 +66,7 @@ def plan(env: str = "gridworld", rows: int | None = None, cols: int | None = Non
 def _shape_of(env_id: str, mdp: MDP) -> tuple[int, int]:
     """The grid of a toy-text environment (FrozenLake, CliffWalking), else one row of states."""
     from fewlabels.rl.envs import make_env
-    from fewlabels.rl.envs.layouts import grid_layout
+    from fewlabels.rl.planning.layouts import grid_layout
 
     layout = grid_layout(make_env(env_id))
     if layout is not None and layout.rows * layout.cols == mdp.n_states:

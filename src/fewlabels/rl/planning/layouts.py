@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from fewlabels.rl.envs.gridworld import ACTIONS, MOVES, Grid, GridWorldEnv
+from fewlabels.rl.planning.gridworld import ACTIONS, MOVES, Grid, GridWorldEnv
 
 
 @dataclass

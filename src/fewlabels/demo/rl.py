@@ -1,6 +1,6 @@
-"""The Grid World part of `fewlabels demo`: exact planning (Figure 4.1, random vs optimal
-policy, a large grid's value map), FrozenLake solved by planning and by Q-learning, and
-CliffWalking learned by Q-learning and SARSA (Figure 6.4)."""
+"""The reinforcement-learning parts of `fewlabels demo`: the Grid World (exact planning, Figure 4.1,
+random vs optimal policy, a large grid's value map), FrozenLake solved by planning and by
+Q-learning, CliffWalking learned by Q-learning and SARSA (Figure 6.4), and PPO on CartPole."""
 
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from fewlabels.report import Section, table
-from fewlabels.rl import planning as pl
+from fewlabels.config import load_shipped as shipped_config
+from fewlabels.report import Section, images_html, table
 from fewlabels.rl import plots
 from fewlabels.rl.envs import make_env
-from fewlabels.rl.envs.gridworld import Grid, GridMDP
-from fewlabels.rl.envs.layouts import GridLayout, grid_layout
-from fewlabels.rl.mdp import MDP
-from fewlabels.rl.tabular import policy_path, run_policy
+from fewlabels.rl.planning import dp as pl
+from fewlabels.rl.planning.gridworld import Grid, GridMDP
+from fewlabels.rl.planning.layouts import GridLayout, grid_layout
+from fewlabels.rl.planning.mdp import MDP
+from fewlabels.rl.tabular.methods import policy_path, run_policy
 
 FIGURE_4_1_KS = (0, 1, 2, 3, 10)
 
@@ -98,7 +99,6 @@ def frozen_lake(out: Path, quick: bool) -> Section:
 
 def cliff_walking(out: Path, quick: bool) -> list[Section]:
     """Sutton & Barto Figure 6.4: Q-learning vs SARSA on CliffWalking, trained by the spine."""
-    from fewlabels.demo import shipped_config
     from fewlabels.run import RunDir
     from fewlabels.train import open_run, train
 
@@ -135,7 +135,7 @@ def cliff_walking(out: Path, quick: bool) -> list[Section]:
 def online_returns(cfg, seeds: int) -> np.ndarray:
     """The return of every training episode, averaged over runs with seeds 0..seeds-1 (the
     textbook averages its Figure 6.4 over 100 runs). These runs are kept in memory only."""
-    from fewlabels.rl.trainer import TabularExperiment
+    from fewlabels.rl.tabular.trainer import TabularExperiment
 
     total = np.zeros(cfg.train.steps)
     for seed in range(seeds):
@@ -166,3 +166,26 @@ def gridworld_part(out: Path, quick: bool) -> list[Section]:
         frozen_lake(out, quick),
         *cliff_walking(out, quick),
     ]
+
+
+def deep_rl_part(out: Path, quick: bool) -> list[Section]:
+    """PPO on CartPole: policy gradients with a deep network, learning curve and one episode."""
+    from fewlabels.train import open_run, train
+
+    steps = 4096 if quick else 60_000
+    cfg = shipped_config("rl/cartpole_ppo.yaml", [f"train.steps={steps}", "eval.gif_frames=300"])
+    print("fewlabels demo: training cartpole_ppo", file=sys.stderr, flush=True)
+    summary = train(cfg, str(out / "cartpole_ppo"), device="cpu")
+    _, run, exp = open_run(str(out / "cartpole_ppo"), "cpu")
+    rows = run.read_metrics()
+    evals = [r for r in rows if "eval_return" in r]
+    solved = next((r for r in evals if r["eval_return"] >= 475), None)
+    row = {"environment steps": summary["steps"], "final eval return": summary["metrics"].get("eval_return"),
+           "first eval >= 475 at step": solved["step"] if solved else "not yet",
+           "training seconds (evaluation excluded)": round(summary["wall_seconds"] - evals[-1]["eval_seconds"], 1)}
+    images = [run.samples / name for name in ("returns.png", "episode.gif") if (run.samples / name).exists()]
+    return [Section("Policy gradients: PPO on CartPole-v1",
+                    text="A pole on a cart: +1 per step while it stays up, at most 500. PPO with RL Zoo's tuned "
+                         "settings, 8 environments; evaluation = 10 deterministic episodes every 2,000 steps.",
+                    html=table([row]) + images_html(images)
+                    + '<p><a href="cartpole_ppo/report.html">cartpole_ppo report</a></p>')]

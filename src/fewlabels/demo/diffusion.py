@@ -4,18 +4,18 @@ the same metrics."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-from fewlabels.report import Section, table
+from fewlabels.report import Section, images_html, table
+from fewlabels.run import RunDir
 
 CONFIGS = ("swissroll", "grid25")
 METRICS = ("emd", "real_emd", "modes", "modes_20", "hq_percent", "reverse_kl")
 
 
 def diffusion_part(out: Path, quick: bool) -> list[Section]:
-    from fewlabels.demo import plots_html, shipped_config
+    from fewlabels.config import load_shipped as shipped_config
     from fewlabels.diffusion.config import SamplerConfig
     from fewlabels.diffusion.report import sampler_table
     from fewlabels.train import open_run, train
@@ -40,14 +40,14 @@ def diffusion_part(out: Path, quick: bool) -> list[Section]:
         "Diffusion: the forward and the reverse process",
         text="Forward: q(x_t | x_0) = N(√ᾱ_t x_0, (1 - ᾱ_t) I) turns the grid into noise in closed form. "
              "Reverse: DDPM's ancestral sampler walks T = 1000 steps back from x_T ~ N(0, I).",
-        html=plots_html([samples / "forward_strip.png", samples / "reverse_strip.png"])))
+        html=images_html([samples / "forward_strip.png", samples / "reverse_strip.png"])))
 
     # The GAN of the adversarial part, on the same data, scored by the same protocol.
     panels = [("DDPM, 1000 steps", grid.sample(1000)),
               ("DDIM, 50 steps", grid.sample(1000, sampler=SamplerConfig(name="ddim", steps=50)))]
     gan_dir = out / "grid25_best"
-    if (gan_dir / "summary.json").is_file():
-        gan = json.loads((gan_dir / "summary.json").read_text())
+    gan = RunDir(gan_dir).read_summary()
+    if gan is not None and "metrics" in gan:
         rows.append({"run": "grid25_best (GAN)", **{k: gan["metrics"].get(k) for k in METRICS},
                      "wall s": gan["wall_seconds"]})
         panels.insert(0, ("GAN (grid25_best)", open_run(str(gan_dir), "cpu")[2].sample(1000)))

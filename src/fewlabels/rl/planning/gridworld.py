@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 from fewlabels.errors import UserError
-from fewlabels.rl.mdp import MDP, Transitions
+from fewlabels.rl.planning.mdp import MDP, Transitions
 
 ACTIONS = ("up", "right", "down", "left")  # Gymnasium's CliffWalking order
 MOVES = ((-1, 0), (0, 1), (1, 0), (0, -1))

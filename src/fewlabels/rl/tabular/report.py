@@ -8,8 +8,8 @@ import numpy as np
 from fewlabels.errors import UserError
 from fewlabels.report import Section, table
 from fewlabels.rl import plots
-from fewlabels.rl.envs.layouts import grid_layout
-from fewlabels.rl.tabular import policy_path
+from fewlabels.rl.planning.layouts import grid_layout
+from fewlabels.rl.tabular.methods import policy_path
 from fewlabels.viz.plots import curves
 
 
@@ -57,8 +57,8 @@ def _policy_sections(exp, run) -> list[Section]:
 
 def _planning_section(exp) -> list[Section]:
     """When the environment's model is known, planning gives the target learning aims at."""
-    from fewlabels.rl import planning
-    from fewlabels.rl.mdp import MDP
+    from fewlabels.rl.planning import dp as planning
+    from fewlabels.rl.planning.mdp import MDP
 
     try:
         mdp = MDP.from_gym(exp.env, exp.cfg.agent.gamma)

@@ -1,0 +1,40 @@
+"""benchmarks/gpu_suite.py, the one script that yields every GPU figure, runs a few CPU steps of
+each job here (CI has no GPU), and a second call resumes instead of starting again."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_gpu_suite_smoke_runs_every_job_and_a_second_call_trains_nothing_again(tmp_path):
+    from fewlabels.data.images import IDX_DEFAULT_ROOTS
+
+    if not Path(IDX_DEFAULT_ROOTS["fashion_mnist"]).is_dir():
+        pytest.skip("dataset-fashion-mnist is not installed")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import gpu_suite
+
+    out = tmp_path / "gpu"
+    assert gpu_suite.main(["--out", str(out), "--smoke"]) == 0
+    rows = {r["job"]: r for r in json.loads((out / "results.json").read_text())}
+    for job in ("fashion_dcgan", "fashion_diffusion", "pong_ppo"):
+        assert rows[job]["status"] == "completed", rows[job]
+    for job in ("fashion_dcgan", "fashion_diffusion"):
+        assert rows[job]["fd"] > 0 and rows[job]["real_fd"] >= 0
+        samples = np.load(out / job / "samples10k.npy")
+        assert samples.dtype.name == "uint8" and samples.shape[1:] == (1, 28, 28)
+    assert rows["pong_ppo"]["curve_points"] >= 1
+    trained = [job for job in rows if job != "biggan"]
+    checkpoints = {job: sorted(p.name for p in (out / job / "checkpoints").iterdir()) for job in trained}
+    metrics = {job: (out / job / "metrics.jsonl").read_text() for job in checkpoints}
+
+    assert gpu_suite.main(["--out", str(out), "--smoke"]) == 0  # everything finished: nothing is trained again
+    for job, names in checkpoints.items():
+        assert sorted(p.name for p in (out / job / "checkpoints").iterdir()) == names
+        assert (out / job / "metrics.jsonl").read_text() == metrics[job]

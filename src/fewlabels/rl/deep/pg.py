@@ -47,13 +47,9 @@ def reward_to_go(rewards: np.ndarray, dones: np.ndarray, gamma: float) -> np.nda
     """G_t = r_t + γ (1 - done_t) G_{t+1} = Σ_{k=t}^{end} γ^{k-t} r_k, (T, N) in and out. The
     sum stops at the end of the episode, terminated or truncated (a Monte Carlo return has
     nothing to bootstrap from); the rows after a sub-environment's last episode end are
-    not used."""
-    out = np.zeros_like(rewards)
-    running = np.zeros_like(rewards[0])
-    for t in range(rewards.shape[0] - 1, -1, -1):
-        running = rewards[t] + gamma * (1.0 - dones[t]) * running
-        out[t] = running
-    return out
+    not used. It is GAE with λ = 1 and no critic (V = 0, nothing bootstrapped), so it is written as that."""
+    zeros = np.zeros_like(rewards)
+    return gae(rewards, zeros, zeros[0], dones, dones, gamma, 1.0)
 
 
 class EpisodeBatch:

@@ -23,8 +23,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
-	# two workers: most tests are single-threaded (torch.set_num_threads(1))
-	$(BIN)/python -m pytest -q -n 2
+	# two workers: most tests are single-threaded (torch.set_num_threads(1)); tests handed out two at a
+	# time, longest first (tests/conftest.py), so neither worker idles at the end; the slowest listed
+	$(BIN)/python -m pytest -q -n 2 --maxschedchunk 2 --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

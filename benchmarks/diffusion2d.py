@@ -42,10 +42,10 @@ from fewlabels import config as configlib  # noqa: E402
 from fewlabels.data.config import make_data  # noqa: E402
 from fewlabels.diffusion.config import SamplerConfig  # noqa: E402
 from fewlabels.diffusion.nets import MLPDenoiser  # noqa: E402
+from fewlabels.loop import open_run, train  # noqa: E402
 from fewlabels.metrics.distances import emd  # noqa: E402
 from fewlabels.metrics.mixture import mode_metrics  # noqa: E402
 from fewlabels.metrics.samples import SampleMetrics  # noqa: E402
-from fewlabels.train import open_run, train  # noqa: E402
 
 DATASETS = ("swissroll", "grid25")
 MODE_KEYS = ("modes", "modes_20", "hq_percent", "reverse_kl")
@@ -130,7 +130,7 @@ def train_diffusers(cfg, steps: int, as_example: bool):
     from fewlabels.diffusion.trainer import build_data
 
     torch.set_num_threads(DEFAULT_THREADS if as_example else 1)
-    torch.manual_seed(cfg.seed)  # as fewlabels.train does before building the model
+    torch.manual_seed(cfg.seed)  # as fewlabels.loop does before building the model
     data = build_data(cfg)
     m, o, B = cfg.model, cfg.optim, cfg.train.batch_size
     model = MLPDenoiser(data.dim, m.width, m.depth, m.time_dim)

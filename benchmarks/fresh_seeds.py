@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from common import markdown  # noqa: E402
 from fewlabels import config as configlib  # noqa: E402
-from fewlabels.train import train  # noqa: E402
+from fewlabels.loop import train  # noqa: E402
 
 FRESH = list(range(100, 110))
 BEST_2D = ["gan/ring8_best.yaml", "gan/grid25_best.yaml"]

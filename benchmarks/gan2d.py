@@ -31,8 +31,8 @@ from fewlabels import config as configlib  # noqa: E402
 from fewlabels.data.config import make_data  # noqa: E402
 from fewlabels.data.toy2d import make_points  # noqa: E402
 from fewlabels.gan.nets import mlp  # noqa: E402
+from fewlabels.loop import train  # noqa: E402
 from fewlabels.metrics.samples import SampleMetrics  # noqa: E402
-from fewlabels.train import train  # noqa: E402
 
 # Published rows (PacGAN, Lin et al. 2018, Table 1): modes captured and high-quality %.
 PUBLISHED = [

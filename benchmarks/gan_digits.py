@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from common import markdown  # noqa: E402
 from fewlabels import checkpoint  # noqa: E402
 from fewlabels import config as configlib  # noqa: E402
-from fewlabels.train import build_experiment, open_run, train  # noqa: E402
+from fewlabels.loop import build_experiment, open_run, train  # noqa: E402
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from common import markdown  # noqa: E402
 from fewlabels import checkpoint  # noqa: E402
 from fewlabels import config as configlib  # noqa: E402
-from fewlabels.train import build_experiment  # noqa: E402
+from fewlabels.loop import build_experiment  # noqa: E402
 
 CONFIGS = {"fashion_dcgan": [], "fashion_progan": ["model.phase_images=1"]}
 VARIANTS = {

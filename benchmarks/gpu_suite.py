@@ -129,10 +129,12 @@ def run_job(name: str, job: dict, out: Path, seconds: float, args) -> dict:
     row.update(status="completed", steps=summary["steps"], wall_s=summary.get("wall_seconds"))
     metrics = summary.get("metrics", {})
     if job["kind"] == "rl":
+        from fewlabels.rl.deep.report import evaluations
+
         logged = map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
-        curve = [(r["step"], r["eval_return"]) for r in logged if r.get("eval_return") is not None]
+        curve = [(r["step"], r["mean_return"]) for r in evaluations(logged)]
         (run / "curve.json").write_text(json.dumps(curve))
-        row.update(eval_return=metrics.get("eval_return"), best_eval=max((v for _, v in curve), default=None),
+        row.update(mean_return=metrics.get("mean_return"), best_eval=max((v for _, v in curve), default=None),
                    curve_points=len(curve))
         return row
     n = 64 if args.smoke else SAMPLES

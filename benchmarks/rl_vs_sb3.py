@@ -13,6 +13,7 @@ ours as shipped (Gymnasium's own vectorised CartPole), and both sides with RL Zo
     python benchmarks/rl_vs_sb3.py                  # seeds 0-4, every row (long: full budgets)
     python benchmarks/rl_vs_sb3.py --fresh          # seeds 100-109, never used for tuning
     python benchmarks/rl_vs_sb3.py --seeds 0 1 --algos ppo --sides ours_sync sb3_ours
+    python benchmarks/rl_vs_sb3.py --fresh --until-solved   # times to solve only, both sides stop there
 
 Both sides: one torch thread, evaluation every 2,000 environment steps with 10 deterministic
 episodes on a separate environment, its time excluded. Every run uses its config's whole
@@ -46,11 +47,18 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from common import markdown  # noqa: E402
 from fewlabels import config as configlib  # noqa: E402
-from fewlabels.train import train  # noqa: E402
+from fewlabels.loop import train  # noqa: E402
+from fewlabels.rl.deep.report import evaluations  # noqa: E402
+from fewlabels.run import RunDir  # noqa: E402
 
 SOLVED = 475.0
 EVAL_EVERY, EVAL_EPISODES, EVAL_SEED = 2000, 10, 2024
 FRESH_SEEDS = list(range(100, 110))  # never used to tune any shipped config
+UNTIL_SOLVED = False  # --until-solved: every run stops at its first evaluation >= SOLVED (no final return)
+
+
+class Solved(Exception):
+    """--until-solved: raised from our run directory's log when an evaluation reaches SOLVED."""
 
 # side -> (config per algorithm, runner, overrides, label). Order = table order: like for like first.
 TUNED = {"ppo": "cartpole_ppo", "dqn": "cartpole_dqn", "a2c": "cartpole_a2c", "reinforce": "cartpole_reinforce"}
@@ -80,7 +88,7 @@ def summarise(evals: list[tuple[int, float, float]], budget: int, seed: int) -> 
     return {"seed": seed, "solved": first is not None,
             # unsolved: counted at the budget, all of it
             "steps_to_solve": first[0] if first else budget, "seconds_to_solve": first[1] if first else evals[-1][2],
-            "final_return": evals[-1][1], "train_seconds": evals[-1][2],
+            "final_return": None if UNTIL_SOLVED else evals[-1][1], "train_seconds": evals[-1][2],
             "steps_per_second": evals[-1][0] / evals[-1][2], "budget": budget, "curve": evals}
 
 
@@ -88,9 +96,24 @@ def summarise(evals: list[tuple[int, float, float]], budget: int, seed: int) -> 
 def run_ours(name: str, seed: int, overrides: list[str] = ()) -> dict:
     cfg = load_config(name, seed, overrides)
     with tempfile.TemporaryDirectory() as out:
-        train(cfg, out, device="cpu")
+        log = RunDir.log
+
+        def log_until_solved(run, step, values):  # --until-solved: stop once this row is written
+            row = log(run, step, values)
+            if UNTIL_SOLVED and values.get("mean_return", -np.inf) >= SOLVED:
+                run.close()
+                raise Solved
+            return row
+
+        RunDir.log = log_until_solved
+        try:
+            train(cfg, out, device="cpu")
+        except Solved:
+            pass
+        finally:
+            RunDir.log = log
         rows = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
-    evals = [(r["step"], r["eval_return"], r["wall_seconds"] - r["eval_seconds"]) for r in rows if "eval_return" in r]
+    evals = [(r["step"], r["mean_return"], r["wall_seconds"] - r["eval_seconds"]) for r in evaluations(rows)]
     return summarise(evals, cfg.train.steps, seed)
 
 
@@ -143,26 +166,27 @@ def run_sb3(name: str, seed: int, overrides: list[str] = ()) -> dict:
 
         def __init__(self, t0: float):
             super().__init__()
-            self.t0, self.eval_seconds, self.evals = t0, 0.0, []
+            self.t0, self.eval_seconds, self.evals, self.solved = t0, 0.0, [], False
 
         def _on_step(self) -> bool:
             n, prev = self.num_timesteps, self.num_timesteps - self.training_env.num_envs
             if n // EVAL_EVERY > prev // EVAL_EVERY:
                 self.evaluate()
-            return True
+            return not (UNTIL_SOLVED and self.solved)  # False stops SB3's learn()
 
         def evaluate(self) -> None:
             t = time.perf_counter()
             mean, _ = evaluate_policy(self.model, eval_env, n_eval_episodes=EVAL_EPISODES, deterministic=True)
             self.eval_seconds += time.perf_counter() - t
             self.evals.append((self.num_timesteps, float(mean), time.perf_counter() - self.t0 - self.eval_seconds))
+            self.solved = mean >= SOLVED
 
     eval_env = make_vec_env(cfg.env.id, n_envs=1, seed=EVAL_SEED)
     t0 = time.perf_counter()  # from construction, as our wall_seconds
     model = sb3_model(cfg, seed)
     callback = Eval(t0)
     model.learn(total_timesteps=cfg.train.steps, callback=callback)
-    if not callback.evals or callback.evals[-1][0] != model.num_timesteps:
+    if not callback.solved and (not callback.evals or callback.evals[-1][0] != model.num_timesteps):
         callback.evaluate()  # the final evaluation, as our loop makes one at the end
     return summarise(callback.evals, cfg.train.steps, seed)
 
@@ -172,7 +196,9 @@ RUNNERS = {"ours": run_ours, "sb3": run_sb3}
 
 # ---- the table -------------------------------------------------------------------------------
 def spread(runs: list[dict], key: str) -> str:
-    values = [r[key] for r in runs]
+    values = [r[key] for r in runs if r[key] is not None]
+    if not values:
+        return "not run (--until-solved)"
     return f"{np.median(values):.3g} ({min(values):.3g}-{max(values):.3g})"
 
 
@@ -202,15 +228,21 @@ def main() -> None:
                     choices=["ppo", "dqn", "a2c", "reinforce"])
     ap.add_argument("--sides", nargs="+", default=list(SIDES), choices=list(SIDES),
                     help="rows to run (A2C and REINFORCE have only ours and ours_sync)")
+    ap.add_argument("--until-solved", action="store_true",
+                    help="stop every run (both sides) at its first evaluation >= 475: times to solve, without "
+                         "final returns, in a fraction of the time")
     ap.add_argument("--steps", type=int, help="override every budget (a quick check that it runs, not a result)")
     ap.add_argument("--json", type=Path, help="where to write the results (default benchmarks/results/"
                     "rl_vs_sb3.json, or rl_vs_sb3_fresh.json with --fresh)")
     args = ap.parse_args()
+    global UNTIL_SOLVED
+    UNTIL_SOLVED = args.until_solved
     seeds = FRESH_SEEDS if args.fresh else args.seeds
     out = args.json or ROOT / "benchmarks" / "results" / ("rl_vs_sb3_fresh.json" if args.fresh else "rl_vs_sb3.json")
     torch.set_num_threads(1)
     run_ours("cartpole_ppo", 0, ["train.steps=512"])  # warm-up: imports and first-call costs paid before timing
-    results: dict = {"seeds": seeds, "fresh": args.fresh, "steps_override": args.steps, "solved_at": SOLVED,
+    results: dict = {"seeds": seeds, "fresh": args.fresh, "until_solved": args.until_solved,
+                     "steps_override": args.steps, "solved_at": SOLVED,
                      "eval_every": EVAL_EVERY, "eval_episodes": EVAL_EPISODES, "runs": {}}
     rows, headlines = [], []
     for algo in args.algos:
@@ -223,7 +255,7 @@ def main() -> None:
                 extra += [f"train.steps={args.steps}"] if args.steps else []
                 runs[side].append(RUNNERS[runner](configs[algo], seed, [*overrides, *extra]))
             line = ", ".join(f"{s} {'at ' + str(r[-1]['steps_to_solve']) if r[-1]['solved'] else 'UNSOLVED'} "
-                             f"({r[-1]['seconds_to_solve']:.2f} s, final {r[-1]['final_return']:.0f})"
+                             f"({r[-1]['seconds_to_solve']:.2f} s, final {r[-1]['final_return']})"
                              for s, r in runs.items())
             print(f"{algo} seed {seed}: {line}", file=sys.stderr, flush=True)
         results["runs"][algo] = runs

@@ -23,6 +23,19 @@ torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_collection_modifyitems(items):
+    """Longest tests first, by their `slow(seconds=...)` mark (measured on one core): with two
+    pytest-xdist workers handed tests two at a time (`--maxschedchunk 2`, see the Makefile), the
+    long ones start at once on both workers and the short ones fill in behind them, so the run
+    does not end with one worker idle while the other finishes a long test it got last."""
+
+    def seconds(item) -> float:
+        mark = item.get_closest_marker("slow")
+        return float(mark.kwargs.get("seconds", 30)) if mark else 0.0
+
+    items.sort(key=seconds, reverse=True)  # stable: the rest keep their order
+
+
 def merge_into_yaml(path: Path, base: dict, sections: dict) -> Path:
     """Write `base` with `sections` merged in key by key (dict sections update, others replace)."""
     cfg = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}

@@ -79,7 +79,8 @@ def test_truncated_checkpoint_is_reported_and_kept(trained_run, capsys):
     ckpt = RunDir(run).latest_checkpoint()
     ckpt.write_bytes(ckpt.read_bytes()[:300])
     before = snapshot_files(run)
-    msg = one_sentence_error(*run_cli(capsys, "train", cfg, "--out", run))
+    # resuming longer must read it (the same steps again would find the run complete and read nothing)
+    msg = one_sentence_error(*run_cli(capsys, "train", cfg, "--out", run, "--set", "train.steps=400"))
     assert ckpt.name in msg and "corrupt or truncated" in msg
     assert snapshot_files(run) == before
     one_sentence_error(*run_cli(capsys, "sample", run, "--n", 5, "--out", run / "s.npy"))
@@ -134,7 +135,7 @@ def test_config_that_is_not_utf8_text(tmp_path, capsys):
 
 def test_config_that_is_a_folder(tmp_path, capsys):
     msg = one_sentence_error(*run_cli(capsys, "train", tmp_path, "--out", tmp_path / "r"))
-    assert "could not be read (it is a folder, not a file)" in msg
+    assert "is a folder; give a YAML file in it" in msg
 
 
 def test_out_below_a_file(tmp_path, capsys):

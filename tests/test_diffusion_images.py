@@ -143,7 +143,7 @@ def fashion_overrides(root: Path, steps: int) -> list[str]:
 
 
 def test_fashion_mnist_config_runs_a_few_cpu_steps(tmp_path, capsys):
-    from fewlabels.train import train
+    from fewlabels.loop import train
 
     cfg = configlib.load(ROOT / "configs" / "diffusion" / "fashion_mnist.yaml",
                          fashion_overrides(fake_fashion_mnist(tmp_path / "fm"), 2))
@@ -154,7 +154,7 @@ def test_fashion_mnist_config_runs_a_few_cpu_steps(tmp_path, capsys):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_fashion_mnist_trains_on_the_gpu(tmp_path):
-    from fewlabels.train import train
+    from fewlabels.loop import train
 
     root = Path("/usr/share/datasets/fashion-mnist")
     if not root.is_dir():

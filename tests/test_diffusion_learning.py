@@ -3,7 +3,7 @@
 import pytest
 
 from fewlabels import config as configlib
-from fewlabels.train import train
+from fewlabels.loop import train
 
 
 def short_run(tmp_path, data, *overrides):
@@ -15,6 +15,7 @@ def short_run(tmp_path, data, *overrides):
     return train(cfg, str(tmp_path / "run"), device="cpu")["metrics"]
 
 
+@pytest.mark.slow(seconds=16)
 @pytest.mark.parametrize("prediction", ["epsilon", "v"])
 def test_ddpm_learns_the_swiss_roll_to_within_one_and_a_half_times_the_real_floor(tmp_path, prediction):
     m = short_run(tmp_path, "swissroll", f"model.prediction={prediction}")

@@ -138,7 +138,7 @@ def test_train_sample_eval_follow_the_contracts(tmp_path, capsys):
 def generator_inputs(tmp_path, loss: dict, *overrides: str) -> tuple[list, int]:
     """The z of every call of G during one training step, and n_critic."""
     from fewlabels import config as configlib
-    from fewlabels.train import build_experiment
+    from fewlabels.loop import build_experiment
 
     cfg = configlib.load(write_config(tmp_path / "c.yaml", loss=loss, train={"n_critic": 3}), list(overrides))
     exp = build_experiment(cfg, torch.device("cpu"))
@@ -210,6 +210,7 @@ TORCHRUN_CASES = {
 }
 
 
+@pytest.mark.slow(seconds=30)
 @pytest.mark.parametrize("case", list(TORCHRUN_CASES))
 def test_two_torchrun_processes_train_like_one_process_with_the_same_global_batch(tmp_path, case):
     """DDP semantics on the CPU (gloo): each rank takes half of the global batch, gradients are

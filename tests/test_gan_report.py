@@ -7,8 +7,8 @@ import pytest
 
 from conftest import write_config
 from fewlabels.cli import main
+from fewlabels.loop import open_run
 from fewlabels.report import write_report
-from fewlabels.train import open_run
 
 
 @pytest.fixture(scope="module")

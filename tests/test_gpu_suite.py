@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=85)
 def test_gpu_suite_smoke_runs_every_job_and_a_second_call_trains_nothing_again(tmp_path):
     from fewlabels.data.images import IDX_DEFAULT_ROOTS
 

@@ -17,7 +17,7 @@ import torch
 
 from fewlabels import checkpoint
 from fewlabels import config as configlib
-from fewlabels.train import build_experiment, train
+from fewlabels.loop import build_experiment, train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # One thread (the tests' setting; a config's `threads` would change it for the whole worker), no
@@ -59,7 +59,7 @@ def untrained_and_trained(tmp_path, config: str, overrides: list[str]) -> tuple[
     return untrained, trained
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=25)
 @pytest.mark.parametrize("name", list(CASES))
 def test_training_takes_the_digits_frechet_distance_far_below_the_untrained_networks(tmp_path, name):
     config, overrides, bound = CASES[name]

@@ -96,7 +96,7 @@ def test_adam_moments_restart_from_zero_when_a_fade_in_starts_and_ends(tmp_path,
     """The paper's code resets the optimisers at every change of floor(lod) or ceil(lod)
     (reset_opt_for_new_lod=True): here the 8x8 fade-in starts at step 11 and ends at step 21."""
     from fewlabels import config as configlib
-    from fewlabels.train import build_experiment
+    from fewlabels.loop import build_experiment
 
     cfg = configlib.load(progan_config(tmp_path), ["optim.betas=[0.5, 0.99]", f"optim.reset_on_growth={reset}"])
     exp = build_experiment(cfg, torch.device("cpu"))
@@ -126,12 +126,3 @@ def test_progan_resumes_mid_fade_in_bitwise(tmp_path):
     b, _ = final_state(twice)
     assert_bitwise_equal(a, b)
     assert (twice / "samples" / "growth.png").exists()  # the growth strip: 4x4 then 8x8
-
-
-def test_demo_progan_part_shows_the_growth_strip(tmp_path):
-    from fewlabels.demo.gan import digits_progan_part
-
-    (section,) = digits_progan_part(tmp_path, quick=True)
-    assert "4×4, shown enlarged" in section.text and "8×8 at α = 0.40" in section.text
-    assert (tmp_path / "digits_progan_growth.png").stat().st_size > 1000
-    assert 'href="digits_progan/report.html"' in section.html and (tmp_path / "digits_progan" / "report.html").is_file()

@@ -15,11 +15,11 @@ from fewlabels import checkpoint
 from fewlabels import config as configlib
 from fewlabels.cli import main
 from fewlabels.errors import UserError
+from fewlabels.loop import open_run, train
 from fewlabels.rl.deep.nets import MLP, _Tanh
 from fewlabels.rl.deep.pg import gae
 from fewlabels.rl.deep.vector import EpisodeTracker, import_extra
 from fewlabels.run import RunDir
-from fewlabels.train import open_run, train
 
 
 def config_file(tmp_path, base: str, name: str = "c.yaml", **sections) -> str:
@@ -39,7 +39,7 @@ def run(tmp_path, base: str, out: str = "run", **sections) -> tuple[dict, list[d
 
 
 def evals(rows):
-    return [r["eval_return"] for r in rows if "eval_return" in r]
+    return [r["mean_return"] for r in rows if "mean_return" in r]
 
 
 # ---- plumbing ----------------------------------------------------------------------------
@@ -144,8 +144,8 @@ def test_reinforce_uses_the_reward_to_go_to_the_end_of_the_episode_across_rollou
 def test_ppo_solves_cartpole(tmp_path):
     summary, rows = run(tmp_path, "cartpole_ppo", train={"steps": 60_000}, eval={"gif": False})
     assert max(evals(rows)) >= 475
-    assert summary["metrics"]["eval_return"] >= 475
-    rows_with_time = [r for r in rows if "eval_return" in r]
+    assert summary["metrics"]["mean_return"] >= 475
+    rows_with_time = [r for r in rows if "mean_return" in r]
     assert all(0 < r["eval_seconds"] < r["wall_seconds"] for r in rows_with_time)
     assert [r["step"] for r in rows_with_time][:2] == [2048, 4096]  # environment steps
 
@@ -202,7 +202,7 @@ def test_pong_ppo_pipeline_feeds_stacked_uint8_frames_and_logs_raw_game_scores(t
             break
     env.close()
     assert max(raw.count(1.0), raw.count(-1.0)) == 21  # a whole game: one side reached 21 points
-    assert summary["metrics"]["eval_return"] == sum(raw)  # same weights, same seed, same episode
+    assert summary["metrics"]["mean_return"] == sum(raw)  # same weights, same seed, same episode
     assert (tmp_path / "pong" / "samples" / "episode.gif").stat().st_size > 1000
 
 
@@ -239,14 +239,14 @@ def test_hopper_ppo_runs_and_its_normalisation_is_saved_and_used_at_evaluation(t
     pytest.importorskip("mujoco")
     summary, _ = run(tmp_path, "hopper_ppo", out="hop", agent={"n_steps": 512},
                      train={"steps": 3072, "eval_every": 0, "log_every": 512}, eval={"episodes": 2, "gif": False})
-    assert summary["status"] == "completed" and np.isfinite(summary["metrics"]["eval_return"])
+    assert summary["status"] == "completed" and np.isfinite(summary["metrics"]["mean_return"])
     state, _ = checkpoint.load(RunDir(tmp_path / "hop").latest_checkpoint())
     mean = state["experiment"]["obs_norm"]["mean"]
     assert mean.shape == (11,) and mean.abs().sum() > 0
     _, _, exp = open_run(str(tmp_path / "hop"), "cpu")
     assert torch.allclose(torch.as_tensor(exp.obs_norm.rms.mean), mean.double())
-    again = exp.evaluate()["eval_return"]
-    assert again == pytest.approx(summary["metrics"]["eval_return"], rel=1e-5)  # frozen statistics, same seed
+    again = exp.evaluate()["mean_return"]
+    assert again == pytest.approx(summary["metrics"]["mean_return"], rel=1e-5)  # frozen statistics, same seed
 
 
 # ---- resume, evaluate, bad input -------------------------------------------------------------
@@ -261,7 +261,7 @@ def test_resume_continues_the_run_with_weights_and_replay_buffer(tmp_path, capsy
     assert main(["train", path, "--out", out, "--device", "cpu", "--set", "train.steps=4096"]) == 0
     assert "resuming" in capsys.readouterr().err
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    steps = [r["step"] for r in rows if "eval_return" in r]
+    steps = [r["step"] for r in rows if "mean_return" in r]
     assert steps == sorted(steps) and steps[-1] == 4096 and len(steps) == len(set(steps))
     walls = [r["wall_seconds"] for r in rows]
     assert walls == sorted(walls)  # the clock continues across the resume

@@ -9,12 +9,12 @@ import pytest
 from conftest import ROOT
 from fewlabels import config as configlib
 from fewlabels.cli import main
+from fewlabels.loop import open_run, train
 from fewlabels.rl.planning import dp as pl
 from fewlabels.rl.planning.gridworld import GridMDP
 from fewlabels.rl.planning.mdp import MDP
 from fewlabels.rl.tabular.methods import policy_path
 from fewlabels.rl.tabular.trainer import TabularExperiment
-from fewlabels.train import open_run, train
 
 CONFIGS = ROOT / "configs" / "rl"
 ALONG_THE_CLIFF = [36, 24, *range(25, 36), 47]  # up, eleven steps right along the edge, down

@@ -7,11 +7,9 @@ import signal
 
 import gymnasium as gym
 import numpy as np
-import pytest
 import yaml
 from gymnasium.utils.env_checker import check_env
 
-from conftest import write_config
 from fewlabels import checkpoint
 from fewlabels.cli import main
 from fewlabels.rl import GRIDWORLD_ID
@@ -95,14 +93,6 @@ def test_sample_on_an_rl_run_points_to_evaluate(tmp_path, capsys):
     assert "is an RL run; `fewlabels sample` is for generative models" in capsys.readouterr().err
 
 
-def test_evaluate_episodes_leaves_gan_runs_unchanged(tmp_path, capsys):
-    cfg = write_config(tmp_path / "gan.yaml", train={"steps": 10, "checkpoint_every": 10, "snapshot_every": 0})
-    assert main(["train", str(cfg), "--out", str(tmp_path / "gan")]) == 0
-    capsys.readouterr()
-    assert main(["evaluate", str(tmp_path / "gan"), "--episodes", "3"]) == 0
-    assert "emd" in json.loads(capsys.readouterr().out)
-
-
 def test_gridworld_env_is_registered_passes_gymnasium_checks_and_renders():
     env = gym.make(GRIDWORLD_ID, rows=3, cols=4, terminals=[[0, 3]], walls=[[1, 1]], render_mode="ansi")
     check_env(env.unwrapped, skip_render_check=True)
@@ -135,15 +125,3 @@ def test_gridworld_episodes_end_on_terminal_cells_with_reward_minus_one_per_move
     env.reset(seed=0)
     steps = [env.step(3) for _ in range(3)]  # left, left, left
     assert [s[:3] for s in steps] == [(2, -1.0, False), (1, -1.0, False), (0, -1.0, True)]
-
-
-@pytest.mark.parametrize("quick", [True])
-def test_demo_grid_world_part_draws_the_lecture_figures(tmp_path, quick):
-    from fewlabels.demo.rl import gridworld_part
-
-    sections = gridworld_part(tmp_path, quick=quick)
-    titles = " ".join(s.title for s in sections)
-    assert "random policy vs optimal policy" in titles and "Figure 4.1" in titles and "CliffWalking" in titles
-    for name in ("figure_4_1.png", "random_vs_optimal.png", "maze_values.png", "frozenlake.png",
-                 "cliff_returns.png", "cliff_paths.png"):
-        assert (tmp_path / name).stat().st_size > 1000

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import sys
 from pathlib import Path
 
 from fewlabels import __version__, files
-from fewlabels.errors import UserError
+from fewlabels.errors import Interrupted, UserError
 
 
 def check_seed(seed: int) -> int:
@@ -21,23 +20,24 @@ def check_seed(seed: int) -> int:
 
 
 def _cmd_train(args) -> int:
-    from fewlabels import config as configlib
-    from fewlabels.train import train
+    from fewlabels import api
 
-    overrides = list(args.set or [])
+    sets = list(args.set or [])
     if args.seed is not None:
-        overrides.append(f"seed={check_seed(args.seed)}")
-    cfg = configlib.load(args.config, overrides)
-    out = args.out or str(Path("runs") / Path(args.config).stem)
-    summary = train(cfg, out, device=args.device)
-    print(json.dumps(summary))
-    return summary.get("exit_code", 0)
+        sets.append(f"seed={check_seed(args.seed)}")
+    try:
+        run = api.train(args.config, args.out, device=args.device, sets=sets)
+    except Interrupted as e:  # saved; the loop said how to resume
+        print(json.dumps(e.summary))
+        return int(e.summary.get("exit_code", 130))
+    print(json.dumps(run.last))
+    if run.report.is_file():
+        print(f"fewlabels: report: {run.report}", file=sys.stderr)
+    return 0
 
 
 def _cmd_sample(args) -> int:
-    import numpy as np
-
-    from fewlabels.train import open_run
+    from fewlabels import api
 
     if args.n < 1:
         raise UserError(f"--n is {args.n}; give a positive number of samples")
@@ -46,8 +46,7 @@ def _cmd_sample(args) -> int:
     check_seed(args.seed)
     valid = "give --out a .npy path in an existing folder you can write to"
     files.check_writable(args.out, "output file", valid)  # before the slow part
-    _, _, exp = open_run(args.run, args.device)
-    samples = exp.sample(args.n, seed=args.seed).astype(np.float32)
+    samples = api.load(args.run, args.device, sets=args.set or []).sample(args.n, seed=args.seed)
     files.save_npy_atomic(args.out, samples, "output file", valid)
     result = {"out": args.out, "shape": list(samples.shape)}
     if samples.ndim == 4:  # images: a PNG grid beside the array (at most 256 of them)
@@ -62,27 +61,31 @@ def _cmd_sample(args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    from fewlabels.train import open_run
+    from fewlabels import api
 
-    _, _, exp = open_run(args.run, args.device, args.set)
-    if args.episodes is not None and "episodes" in inspect.signature(exp.evaluate).parameters:
-        print(json.dumps(exp.evaluate(episodes=args.episodes)))  # RL runs; other families ignore it
+    print(json.dumps(api.load(args.run, args.device, sets=args.set or []).evaluate(episodes=args.episodes)))
+    return 0
+
+
+def _cmd_configs(args) -> int:
+    from fewlabels.config import shipped_configs
+
+    listed = shipped_configs()
+    if args.json:
+        print(json.dumps(listed))
         return 0
-    print(json.dumps(exp.evaluate()))
+    width = max(map(len, listed))
+    for name, description in listed.items():
+        print(f"{name:<{width}}  {description}")
     return 0
 
 
 def _cmd_plan(args) -> int:
-    from fewlabels.rl.planning.plan import plan
+    from fewlabels.rl.planning.plan import plan, plan_text
 
-    result = plan(args.env, args.rows, args.cols, args.terminals, args.walls, args.slip, args.policy, args.gamma,
-                  args.tol, args.in_place)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for row in result["values"]:
-            print(" ".join(f"{v:8.2f}" for v in row))
-        print(f"sweeps: {result['sweeps']}")
+    result, marks = plan(args.env, args.rows, args.cols, args.terminals, args.walls, args.slip, args.policy,
+                         args.gamma, args.tol, args.in_place)
+    print(json.dumps(result) if args.json else plan_text(result, marks, args.policy))
     return 0
 
 
@@ -93,57 +96,98 @@ def _cmd_demo(args) -> int:
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fewlabels", description="Learning without labels: GANs, diffusion, RL.")
-    p.add_argument("--version", action="version", version=f"fewlabels {__version__}")
-    p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
-    sub = p.add_subparsers(dest="command", required=True)
+DOCS = "README.md and docs/ of the fewlabels repository"
 
-    t = sub.add_parser("train", help="train a GAN, diffusion model or RL agent from a YAML config")
-    t.add_argument("config")
-    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. train.steps=2000")
-    t.add_argument("--out", help="run directory (default runs/CONFIG_NAME); the same --out resumes")
-    t.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    t.add_argument("--seed", type=int)
+
+def _sub(sub, name: str, help: str, examples: str, **kw) -> argparse.ArgumentParser:
+    """A subcommand whose help ends with examples and a pointer to the docs."""
+    return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+                          epilog=f"examples:\n{examples}\n\ndocs: {DOCS}",
+                          formatter_class=argparse.RawDescriptionHelpFormatter, **kw)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fewlabels", description="Learning without labels: GANs, diffusion, RL.",
+                                epilog="`fewlabels COMMAND -h` shows a command's options and examples; "
+                                       f"docs: {DOCS}")
+    p.add_argument("-V", "--version", action="version", version=f"fewlabels {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    device = {"default": "auto", "help": "auto (a CUDA GPU if there is one), cpu or cuda (default: auto)"}
+
+    t = _sub(sub, "train", "train a GAN, diffusion model or RL agent from a YAML config", (
+        "  fewlabels train gan/grid25_best                      # a shipped config, into runs/grid25_best\n"
+        "  fewlabels train my.yaml --out runs/mine --set train.steps=2000\n"
+        "  fewlabels train gan/grid25_best --out runs/g --seed 3   # the same command again resumes"))
+    t.add_argument("config", help="a YAML file, or a shipped config by name (`fewlabels configs` lists them)")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config key, e.g. train.steps=2000 (repeatable; default: none)")
+    t.add_argument("--out", help="run directory (default: runs/ and the config's file name, e.g. "
+                                 "runs/grid25_best); the same --out resumes")
+    t.add_argument("--device", **device)
+    t.add_argument("--seed", type=int, help="the run's seed (default: the config's `seed`, 0 unless it says)")
     t.set_defaults(func=_cmd_train)
 
-    s = sub.add_parser("sample", help="draw N samples from a trained run into a .npy file")
-    s.add_argument("run")
-    s.add_argument("--n", type=int, required=True)
-    s.add_argument("--out", required=True)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--device", default="auto")
+    s = _sub(sub, "sample", "draw N samples from a trained run into a .npy file", (
+        "  fewlabels sample runs/grid25_best --n 1000 --out points.npy\n"
+        "  fewlabels sample runs/digits --n 64 --out digits.npy          # and digits.png, a grid\n"
+        "  fewlabels sample runs/dgrid25 --n 1000 --out ddim.npy --set sampler.name=ddim --set sampler.steps=50"))
+    s.add_argument("run", help="a run directory written by `fewlabels train`")
+    s.add_argument("--n", type=int, required=True, help="how many samples (required)")
+    s.add_argument("--out", required=True, help="the .npy file to write (required); images also get a .png grid")
+    s.add_argument("--seed", type=int, default=0, help="the sampling seed (default: 0)")
+    s.add_argument("--device", **device)
+    s.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="sample another way than the run was trained to, e.g. sampler.name=ddim sampler.steps=50 "
+                        "(diffusion; default: the run's own settings)")
     s.set_defaults(func=_cmd_sample)
 
-    for name in ("eval", "evaluate"):
-        e = sub.add_parser(name, help="recompute a run's metrics from its newest checkpoint")
-        e.add_argument("run")
-        e.add_argument("--device", default="auto")
-        e.add_argument("--episodes", type=int, help="RL runs: greedy-policy episodes to average over")
-        e.add_argument("--set", action="append", metavar="eval.KEY=VALUE",
-                       help="evaluate under another protocol, e.g. eval.extractor=inception eval.samples=10000")
-        e.set_defaults(func=_cmd_eval)
+    e = _sub(sub, "eval", "recompute a run's metrics from its newest checkpoint", (
+        "  fewlabels eval runs/grid25_best                       # the family's sample metrics\n"
+        "  fewlabels eval runs/digits --set eval.extractor=inception --set eval.samples=10000\n"
+        "  fewlabels evaluate runs/cartpole_ppo --episodes 100    # {mean_return, std_return, episodes}"),
+        aliases=["evaluate"])
+    e.add_argument("run", help="a run directory written by `fewlabels train`")
+    e.add_argument("--device", **device)
+    e.add_argument("--episodes", type=int, help="RL runs: greedy episodes to average over (default: eval.episodes)")
+    e.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="evaluate under another protocol, e.g. eval.samples=10000 (eval.* keys, and diffusion's "
+                        "sampler.*; default: the run's own)")
+    e.set_defaults(func=_cmd_eval)
 
-    pl = sub.add_parser("plan", help="exact planning on the grid world: values, policy and sweeps")
-    pl.add_argument("--env", default="gridworld", help="gridworld, or a toy-text id such as FrozenLake-v1")
-    pl.add_argument("--rows", type=int, help="grid rows (default 4)")
-    pl.add_argument("--cols", type=int, help="grid columns (default 4)")
-    pl.add_argument("--terminals", help='terminal cells "r,c;r,c" (default "0,0;3,3")')
-    pl.add_argument("--walls", help='wall cells "r,c;r,c" (default none)')
-    pl.add_argument("--slip", type=float, help="probability of slipping sideways (default 0)")
+    pl = _sub(sub, "plan", "exact planning on the grid world or a toy-text environment: values, policy, sweeps", (
+        "  fewlabels plan                                       # the lecture's 4x4 grid, optimal policy\n"
+        "  fewlabels plan --policy random --json                # Figure 4.1's values: 0, -14, -20, -22\n"
+        "  fewlabels plan --rows 6 --cols 9 --terminals \"0,8\" --walls \"1,2;2,2;3,2\"\n"
+        "  fewlabels plan --env FrozenLake-v1"))
+    pl.add_argument("--env", default="gridworld",
+                    help="gridworld, or a toy-text id such as FrozenLake-v1 (default: gridworld)")
+    pl.add_argument("--rows", type=int, help="grid rows (default: 4)")
+    pl.add_argument("--cols", type=int, help="grid columns (default: 4)")
+    pl.add_argument("--terminals", help='terminal cells "r,c;r,c" (default: two opposite corners, "0,0;ROWS-1,COLS-1")')
+    pl.add_argument("--walls", help='wall cells "r,c;r,c" (default: none)')
+    pl.add_argument("--slip", type=float, help="probability of slipping to each side (default: 0)")
     pl.add_argument("--policy", default="optimal", choices=["random", "optimal"],
                     help="random: exact values of the equiprobable policy (a linear solve; sweeps = the iterative "
-                         "evaluation's sweeps to --tol); optimal: value iteration")
-    pl.add_argument("--gamma", type=float, default=1.0)
-    pl.add_argument("--tol", type=float, help="stop when no value changes by this much (default 1e-10)")
+                         "evaluation's sweeps to --tol); optimal: value iteration (default: optimal)")
+    pl.add_argument("--gamma", type=float, default=1.0, help="discount γ (default: 1)")
+    pl.add_argument("--tol", type=float, help="stop when no value changes by this much (default: 1e-10)")
     pl.add_argument("--in-place", action="store_true", help="--policy random: in-place (Gauss-Seidel) sweeps")
-    pl.add_argument("--json", action="store_true", help="print {values, policy, sweeps} as JSON")
+    pl.add_argument("--json", action="store_true", help='print {"values", "policy", "sweeps"} as JSON')
     pl.set_defaults(func=_cmd_plan)
 
-    d = sub.add_parser("demo", help="the lecture in one command; ends in one HTML page")
-    d.add_argument("--out", default="runs/demo")
+    d = _sub(sub, "demo", "the lecture in one command; ends in one HTML page", (
+        "  fewlabels demo                    # about 6 minutes on 2 CPU cores; open runs/demo/index.html\n"
+        "  fewlabels demo --out /tmp/demo"))
+    d.add_argument("--out", default="runs/demo", help="folder of the demo's runs and page (default: runs/demo)")
     d.add_argument("--quick", action="store_true", help="tiny budgets, for tests")
     d.set_defaults(func=_cmd_demo)
+
+    c = _sub(sub, "configs", "list the shipped configs with their one-line descriptions", (
+        "  fewlabels configs\n"
+        "  fewlabels train rl/cartpole_ppo   # then train one by its name, from any directory"))
+    c.add_argument("--json", action="store_true", help="print {name: description} as JSON")
+    c.set_defaults(func=_cmd_configs)
     return p
 
 
@@ -169,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"fewlabels: error: {said}", file=sys.stderr)
         return 2
+    except Interrupted as e:  # a stage of a longer command (the demo) was stopped: the command stops too
+        print(f"fewlabels: stopped; {e.summary['steps']} steps of the running stage are saved", file=sys.stderr)
+        return int(e.summary.get("exit_code", 130))
     except KeyboardInterrupt:
         print("fewlabels: interrupted", file=sys.stderr)
         return 130

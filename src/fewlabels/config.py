@@ -9,9 +9,11 @@ Range limits live in field metadata: ``field(default=..., metadata={"ge": 0, "lt
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import importlib
+import os
 import types
 import typing
 from pathlib import Path
@@ -25,7 +27,7 @@ from fewlabels.errors import UserError
 
 @dataclasses.dataclass
 class LoopConfig:
-    """The keys the one training loop reads (fewlabels.train); each family's `train` section
+    """The keys the one training loop reads (fewlabels.loop); each family's `train` section
     extends it, and may give a key its own default with `loop_default`."""
 
     steps: int = dataclasses.field(default=10000, metadata={"ge": 1})  # what one step is: the family says
@@ -34,6 +36,15 @@ class LoopConfig:
     snapshot_every: int = dataclasses.field(default=1000, metadata={"ge": 0})  # 0: only at the end
     checkpoint_every: int = dataclasses.field(default=2000, metadata={"ge": 1})
     threads: int = dataclasses.field(default=1, metadata={"ge": 0})  # torch threads; 0 = torch's default
+    # The horizon of every schedule (learning-rate decay, PPO's clip, DQN's and tabular ε and α);
+    # 0: train.steps. Fixed when a run starts: a run extended with a larger train.steps keeps it,
+    # so its schedules hold their final values beyond it instead of jumping back (run.py).
+    schedule_steps: int = dataclasses.field(default=0, metadata={"ge": 0})
+
+    @property
+    def horizon(self) -> int:
+        """The steps over which schedules run: `schedule_steps`, or `steps` when that is 0."""
+        return self.schedule_steps or self.steps
 
 
 def loop_default(name: str, value: int) -> Any:
@@ -191,7 +202,10 @@ def read_yaml(path: str | Path) -> dict:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise UserError(f"config file {str(path)!r} is not valid YAML ({str(e).splitlines()[0]})") from e
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UserError(f"config file {str(path)!r} is not valid YAML{where}: {what}") from e
     except RecursionError as e:  # thousands of nested brackets
         raise UserError(f"config file {str(path)!r} is nested too deeply to be a config; {CONFIG_HINT}") from e
     if data is None:
@@ -214,20 +228,88 @@ def from_dict(data: dict, source: str = "config") -> Any:
         raise UserError(f"{source}: {e}") from None
 
 
-SHIPPED = Path(__file__).resolve().parents[2] / "configs"  # the configs/ folder of a checkout
+SHIPPED = Path(__file__).resolve().parent / "configs"  # packaged with the library (configs/ in a checkout)
+
+
+def shipped_configs() -> dict[str, str]:
+    """Every shipped config by name ("gan/grid25_best") with the first sentence of its leading comment."""
+    out = {}
+    for path in sorted(SHIPPED.glob("*/*.yaml")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        comment = " ".join(line.lstrip("#").strip() for line in lines[:next(
+            (i for i, line in enumerate(lines) if not line.startswith("#")), len(lines))])
+        sentence = comment.split(". ")[0].rstrip(".")
+        out[f"{path.parent.name}/{path.stem}"] = sentence if len(sentence) <= 110 else sentence[:107] + "..."
+    return out
+
+
+def find_config(name: str | Path) -> Path:
+    """A config file's path: `name` itself if it is a file, else the shipped config of that name
+    ("gan/grid25_best", with or without .yaml). One sentence otherwise."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = SHIPPED / (str(name) if str(name).endswith(".yaml") else f"{name}.yaml")
+    if not path.is_absolute() and ".." not in path.parts and shipped.is_file():
+        return shipped
+    if path.is_dir():
+        raise UserError(f"config {str(name)!r} is a folder; give a YAML file in it, or a shipped config "
+                        "(`fewlabels configs` lists them)")
+    close = difflib.get_close_matches(str(name).removesuffix(".yaml"), list(shipped_configs()), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    if path.suffix in (".yaml", ".yml") or path.is_absolute():
+        raise UserError(f"config file {str(name)!r} does not exist; {hint}give a YAML file, or a shipped config "
+                        "by name (`fewlabels configs` lists them)")
+    raise UserError(f"config {str(name)!r} is neither a file nor a shipped config; {hint}"
+                    "`fewlabels configs` lists the shipped ones (e.g. gan/grid25_best)")
 
 
 def load_shipped(relative: str, overrides: list[str] | None = None) -> Any:
-    """A shipped config by its path under configs/ (e.g. "gan/grid25_best.yaml")."""
-    path = SHIPPED / relative
-    if not path.is_file():
-        raise UserError(f"shipped config {str(path)!r} is missing; run from a checkout of fewlabels")
-    return load(path, overrides)
+    """A shipped config by its name under configs/ (e.g. "gan/grid25_best.yaml")."""
+    return load(find_config(relative), overrides)
+
+
+def resolve_paths(cls: type, data: dict, base: Path) -> dict:
+    """Make the relative file and folder names in `data` (fields with metadata {"path": True})
+    absolute against `base`, in place, so that a run keeps working from any directory."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        value = data.get(f.name)
+        if isinstance(value, dict) and dataclasses.is_dataclass(hints[f.name]):
+            resolve_paths(hints[f.name], value, base)
+        elif f.metadata.get("path") and isinstance(value, str) and value:
+            path = Path(value).expanduser()
+            data[f.name] = str(path if path.is_absolute() else Path(os.path.normpath(base / path)))
+    return data
 
 
 def load(path: str | Path, overrides: list[str] | None = None) -> Any:
-    data = apply_overrides(read_yaml(path), overrides or [])
-    return from_dict(data, str(path))
+    """The typed config of a YAML file with `overrides` (KEY=VALUE) applied. Relative paths in the
+    file are taken from the file's folder, those given in `overrides` from the current directory
+    (where they were typed); the config holds them absolute."""
+    path = find_config(path)
+    data = read_yaml(path)
+    family = data.get("family")
+    cls = family_config_class(family, str(path)) if isinstance(family, str) and family in FAMILIES else None
+    if cls is not None:
+        resolve_paths(cls, data, Path(path).resolve().parent)
+    if not overrides:
+        return from_dict(data, str(path))
+    as_written = copy.deepcopy(data)
+    apply_overrides(data, overrides)
+    if cls is not None:
+        resolve_paths(cls, data, Path.cwd())
+    try:
+        return from_dict(data, str(path))
+    except UserError:
+        from_dict(as_written, str(path))  # the file's own error, if it has one, names the file
+        # Valid as written: name the first --set after which it is not.
+        for i, item in enumerate(overrides):
+            data = apply_overrides(copy.deepcopy(as_written), overrides[:i + 1])
+            if cls is not None:
+                resolve_paths(cls, data, Path.cwd())
+            from_dict(data, f"--set {item!r}")
+        raise
 
 
 def to_dict(cfg: Any) -> dict:

@@ -94,6 +94,11 @@ def write_report(run, cfg, exp) -> Path:
     summary = run.read_summary() or {}
     sections = [Section("Summary", html=table([{k: v for k, v in summary.items() if k != "metrics"}])
                         + key_value_table(summary.get("metrics", {})))]
+    t = cfg.train
+    if t.horizon != t.steps:  # extended (or shortened) after it started: say what its schedules did
+        sections[0].text = (f"Schedules (learning rate, ε, clip) run over the first {t.horizon} steps, the length this "
+                            f"run started with, and hold their final values after it (train.schedule_steps); "
+                            f"the run now has {t.steps} steps.")
     sections += exp.report_sections(run)
     sections.append(Section("Config", html=f"<pre>{html.escape(configlib.dump(cfg))}</pre>"))
     title = f"fewlabels run: {cfg.name or cfg.family}"

@@ -1,7 +1,8 @@
 """The run directory: everything needed to resume, sample, evaluate and report.
 
     DIR/config.yaml      the resolved config
-    DIR/metrics.jsonl    one JSON object per log step, each with `step` and `wall_seconds`
+    DIR/metrics.jsonl    one JSON object per log step, each with `step`, `kind` ("train": losses;
+                         "eval": an evaluation) and `wall_seconds`
     DIR/summary.json     written at the end: status, steps, wall_seconds, metrics
     DIR/checkpoints/     step_XXXXXXXXX.safetensors, newest last (see checkpoint.py)
     DIR/samples/         snapshots the report draws from
@@ -27,8 +28,9 @@ from fewlabels.errors import UserError
 
 _CKPT = re.compile(r"^step_(\d{9})\.safetensors$")
 KEEP_CHECKPOINTS = 3
-# Keys that may change when a run is resumed: its length and how often it reports.
-RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.eval_every", "train.checkpoint_every")
+# Keys that may change when a run is resumed: its length, how often it reports, its schedules' horizon.
+RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.eval_every", "train.checkpoint_every",
+                     "train.schedule_steps")
 
 
 def _json_default(v: Any) -> Any:
@@ -58,29 +60,56 @@ class RunDir:
 
     @classmethod
     def open(cls, root: str | Path, cfg: Any) -> RunDir:
-        run = cls(Path(root))
-        if run.root.exists() and not run.root.is_dir():
-            raise UserError(f"--out {str(run.root)!r} is a file; give a directory for the run")
-        resolved = configlib.to_dict(cfg)
-        if run.config_path.exists():
-            try:
-                old = configlib.read_yaml(run.config_path)
-            except UserError:
-                old = None
-            if old is not None:
-                changed = [k for k in configlib.differences(old, resolved) if k not in RESUMABLE_CHANGES]
-                if changed:
-                    k = changed[0]
-                    raise UserError(
-                        f"--out {str(run.root)!r} holds a run of another config ({k} is {_get(old, k)!r} there, "
-                        f"{_get(resolved, k)!r} now); choose a new --out, "
-                        f"or only change {', '.join(RESUMABLE_CHANGES)} to resume")
+        """Create the run directory for `cfg`, or check that the one there holds the same run
+        (`check`), then write `cfg` as its config.yaml."""
+        run = cls(Path(root)).check(cfg)
         valid = "choose an --out in a folder you can write to"
         files.make_dir(run.root, "run folder", valid)
         files.make_dir(run.checkpoints, "run folder", valid)
         files.make_dir(run.samples, "run folder", valid)
         files.write_text_atomic(run.config_path, configlib.dump(cfg), "run config", valid)
         return run
+
+    def check(self, cfg: Any) -> RunDir:
+        """Refuse `cfg` if this directory holds a started run of another config; writes nothing
+        (every rank under torchrun calls it).
+
+        A run has started once it has a checkpoint. A directory without one holds a run that
+        failed before its first step (a typo in data.path, say), and the corrected config simply
+        replaces it. A started run may change only RESUMABLE_CHANGES; if `train.steps` grows and
+        `train.schedule_steps` is not given, `cfg` keeps the run's horizon (LoopConfig): resuming
+        longer extends training at the schedules' final values, it does not restart them."""
+        if self.root.exists() and not self.root.is_dir():
+            raise UserError(f"--out {str(self.root)!r} is a file; give a directory for the run")
+        if not self.config_path.exists() or self.latest_checkpoint() is None:
+            return self
+        try:
+            old = configlib.read_yaml(self.config_path)
+        except UserError:
+            return self
+        old_train = old.get("train") if isinstance(old.get("train"), dict) else {}
+        horizon = old_train.get("schedule_steps") or old_train.get("steps")
+        inherit = cfg.train.schedule_steps == 0 and isinstance(horizon, int) and horizon != cfg.train.steps
+        if inherit:
+            cfg.train.schedule_steps = horizon
+        resolved = configlib.to_dict(cfg)
+        changed = [k for k in configlib.differences(old, resolved) if k not in RESUMABLE_CHANGES]
+        if changed:
+            k = changed[0]
+            raise UserError(
+                f"--out {str(self.root)!r} holds a run of another config ({k} is {_get(old, k)!r} there, "
+                f"{_get(resolved, k)!r} now); choose a new --out, "
+                f"or only change {', '.join(RESUMABLE_CHANGES)} to resume")
+        return self
+
+    def completed(self, steps: int) -> dict | None:
+        """The summary of a run that finished at least `steps` steps (so training it to `steps`
+        has nothing to do), else None."""
+        summary = self.read_summary()
+        done = summary is not None and summary.get("status") == "completed" and summary.get("steps")
+        if isinstance(done, int) and done >= steps and self.latest_checkpoint() is not None:
+            return summary
+        return None
 
     # ---- checkpoints -------------------------------------------------------------------
     def checkpoint_paths(self) -> list[Path]:
@@ -111,8 +140,9 @@ class RunDir:
             self.wall_offset = max(number(r, "wall_seconds") for r in kept)
         files.write_text_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept), "metrics file")
 
-    def log(self, step: int, values: dict[str, float]) -> dict:
-        row = {"step": int(step), "wall_seconds": round(self.wall_seconds(), 4)}
+    def log(self, step: int, values: dict[str, float], kind: str = "train") -> dict:
+        """Append one metrics row: `kind` "train" (the losses the loop logs) or "eval" (an evaluation)."""
+        row = {"step": int(step), "kind": kind, "wall_seconds": round(self.wall_seconds(), 4)}
         row.update({k: _finite_or_none(v) for k, v in values.items()})
         files.append_text(self.metrics_path, json.dumps(row, default=_json_default) + "\n", "metrics file")
         tb = self._tensorboard()

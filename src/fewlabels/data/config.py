@@ -17,9 +17,9 @@ class DataConfig:
     name: Literal["ring8", "grid25", "swissroll", "moons", "circle", "file",
                   "digits", "fashion_mnist", "mnist", "cifar10", "images", "folder"] = "swissroll"
     # file: points (.npy/.csv (N, D)); images: .npy/.npz (N, C, H, W); folder: image files (Pillow)
-    path: str | None = None
+    path: str | None = field(default=None, metadata={"path": True})  # relative: to the config file's folder
     # fashion_mnist/mnist: folder of IDX files (default /usr/share/datasets/...); cifar10: cifar-10-batches-py
-    root: str | None = None
+    root: str | None = field(default=None, metadata={"path": True})
     limit: int | None = field(default=None, metadata={"ge": 2})  # fashion_mnist/mnist/cifar10: first N only
     pad: int = field(default=0, metadata={"ge": 0})  # images: black pixels added on each side (28 + 2·2 = 32)
 

@@ -144,6 +144,45 @@ class Points(PointData):
         return f"Points:{fingerprint(self._train.numpy(), self._held)}"
 
 
+def _number(field: str) -> float | None:
+    try:
+        return float(field)
+    except ValueError:
+        return None
+
+
+def read_csv_points(path: Path) -> np.ndarray:
+    """(N, D) numbers from a comma-separated file. Blank lines and lines starting with # are
+    skipped; a first row with no number in it is taken as a header; anything else that is not
+    a number, or a row of another length, is one sentence naming the row (1-based, as an editor
+    counts lines) and the column."""
+    import csv
+
+    text = files.read_text(path, "data file", "give a .csv file of numbers, D per row")
+    rows, width, header = [], None, None
+    for line_no, fields in enumerate(csv.reader(text.splitlines()), start=1):
+        if not fields or not "".join(fields).strip() or fields[0].lstrip().startswith("#"):
+            continue
+        values = [_number(f) for f in fields]
+        if None in values:
+            if not rows and header is None and all(v is None for v in values):
+                header = line_no  # a header row: names, no numbers
+                continue
+            col = values.index(None) + 1
+            raise UserError(f"data file {str(path)!r} row {line_no}, column {col} is {fields[col - 1].strip()!r}; "
+                            "expected a number (a header is allowed only as the first row, with no numbers in it)")
+        if width is None:
+            width, first = len(values), line_no
+        elif len(values) != width:
+            raise UserError(f"data file {str(path)!r} row {line_no} has {len(values)} value{'s' * (len(values) != 1)} "
+                            f"but row {first} has {width}; every row needs the same number of comma-separated values")
+        rows.append(values)
+    if not rows:
+        raise UserError(f"data file {str(path)!r} has no rows of numbers"
+                        + (" after its header" if header else "") + "; expected N rows of D comma-separated numbers")
+    return np.array(rows, dtype=np.float64)
+
+
 def load_points(path: str) -> np.ndarray:
     """Read (N, D) float points from .npy or .csv; one clear sentence for anything else."""
     p = Path(path)
@@ -155,7 +194,7 @@ def load_points(path: str) -> np.ndarray:
             if p.suffix == ".npy":
                 arr = np.load(p, allow_pickle=False)
             elif p.suffix == ".csv":
-                arr = np.loadtxt(p, delimiter=",", dtype=np.float64, ndmin=2)
+                arr = read_csv_points(p)
             else:
                 raise UserError(f"data file {path!r} has suffix {p.suffix!r}; valid: .npy, .csv")
     except UserError:

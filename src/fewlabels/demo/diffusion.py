@@ -18,7 +18,7 @@ def diffusion_part(out: Path, quick: bool) -> list[Section]:
     from fewlabels.config import load_shipped as shipped_config
     from fewlabels.diffusion.config import SamplerConfig
     from fewlabels.diffusion.report import sampler_table
-    from fewlabels.train import open_run, train
+    from fewlabels.loop import open_run, train
     from fewlabels.viz import plots
 
     # --quick (tests): a few hundred steps and T = 100 (the linear β rescaled to keep ᾱ_T ≈ 0).
@@ -29,7 +29,7 @@ def diffusion_part(out: Path, quick: bool) -> list[Section]:
         run_name = f"diffusion_{name}"
         cfg = shipped_config(f"diffusion/{name}.yaml", budget)
         print(f"fewlabels demo: training {run_name}", file=sys.stderr, flush=True)
-        summary = train(cfg, str(out / run_name), device="cpu")
+        summary = train(cfg, str(out / run_name), device="cpu", stop_raises=True)
         _, _, exp = open_run(str(out / run_name), "cpu")
         exps[name] = exp
         rows.append({"run": run_name, **{k: summary["metrics"].get(k) for k in METRICS},

@@ -14,7 +14,7 @@ from fewlabels.report import Section, images_html, read_snapshots, table
 def adversarial_part(out: Path, quick: bool) -> list[Section]:
     from fewlabels.gan.theory import theorem1_check
     from fewlabels.gan.theory_plots import plot_parallel_lines, plot_theorem1
-    from fewlabels.train import open_run, train
+    from fewlabels.loop import open_run, train
     from fewlabels.viz import plots
 
     checks = [theorem1_check(1), theorem1_check(2)]
@@ -34,7 +34,7 @@ def adversarial_part(out: Path, quick: bool) -> list[Section]:
     for name in ("grid25_best", "grid25_wgan_gp"):
         cfg = shipped_config(f"gan/{name}.yaml", steps)
         print(f"fewlabels demo: training {name}", file=sys.stderr, flush=True)
-        summary = train(cfg, str(out / name), device="cpu")
+        summary = train(cfg, str(out / name), device="cpu", stop_raises=True)
         _, _, exp = open_run(str(out / name), "cpu")
         panels.append((name, exp.sample(1000)))
         m = summary["metrics"]
@@ -51,8 +51,8 @@ def adversarial_part(out: Path, quick: bool) -> list[Section]:
 
 def manifold_part(out: Path, quick: bool) -> Section:
     """GAN and WGAN-GP side by side on data with zero area (the unit circle)."""
+    from fewlabels.loop import open_run, train
     from fewlabels.run import RunDir
-    from fewlabels.train import open_run, train
     from fewlabels.viz import plots
 
     # About the same wall time for both: the WGAN-GP step is 5 critic steps with a gradient penalty.
@@ -63,7 +63,7 @@ def manifold_part(out: Path, quick: bool) -> Section:
         cfg = shipped_config(f"gan/{name}.yaml", [f"train.steps={steps}", f"train.eval_every={every}",
                                                    "train.snapshot_every=0"])
         print(f"fewlabels demo: training {name}", file=sys.stderr, flush=True)
-        train(cfg, str(out / name), device="cpu")
+        train(cfg, str(out / name), device="cpu", stop_raises=True)
         _, _, exp = open_run(str(out / name), "cpu")
         panels.append((name, exp.sample(1000)))
         rows = RunDir(out / name).read_metrics()
@@ -84,14 +84,14 @@ def manifold_part(out: Path, quick: bool) -> Section:
 
 def digits_gan_part(out: Path, quick: bool) -> list[Section]:
     """A DCGAN on the 8x8 digits: adversarial learning on images, scored in a classifier's features."""
-    from fewlabels.train import open_run, train
+    from fewlabels.loop import open_run, train
     from fewlabels.viz import plots
 
     steps = 200 if quick else 2000
     cfg = shipped_config("gan/digits_dcgan.yaml", [f"train.steps={steps}", f"train.eval_every={steps // 2}",
                                                    f"train.snapshot_every={steps // 4}"])
     print("fewlabels demo: training digits_dcgan", file=sys.stderr, flush=True)
-    summary = train(cfg, str(out / "digits_dcgan"), device="cpu")
+    summary = train(cfg, str(out / "digits_dcgan"), device="cpu", stop_raises=True)
     _, run, exp = open_run(str(out / "digits_dcgan"), "cpu")
     m = summary["metrics"]
     grid = plots.image_grid(exp.sample(48, seed=7), out / "digits_dcgan.png", f"DCGAN samples after {steps} steps")
@@ -108,7 +108,7 @@ def digits_progan_part(out: Path, quick: bool) -> list[Section]:
     """A Progressive GAN on the 8x8 digits (configs/gan/digits_progan.yaml, shortened): 4x4 for one
     phase, the 8x8 block faded in over the next, then trained at 8x8. Its growth strip shows the
     end of 4x4, the middle of the fade-in and the end, through the report's plotting function."""
-    from fewlabels.train import train
+    from fewlabels.loop import train
     from fewlabels.viz import plots
 
     # Phases of 8,000 images (64,000 in the config, 800,000 in the paper): 250 steps of 32 each,
@@ -120,7 +120,7 @@ def digits_progan_part(out: Path, quick: bool) -> list[Section]:
         "train.eval_every=0", f"train.snapshot_every={phase_steps // 2}", f"train.checkpoint_every={steps}",
         "train.threads=1"])
     print("fewlabels demo: training digits_progan", file=sys.stderr, flush=True)
-    summary = train(cfg, str(out / "digits_progan"), device="cpu")
+    summary = train(cfg, str(out / "digits_progan"), device="cpu", stop_raises=True)
     snaps = read_snapshots(out / "digits_progan" / "samples")
     low = [sn for sn in snaps if int(sn["level"]) == 0]
     fading = [sn for sn in snaps if float(sn["alpha"]) < 1]

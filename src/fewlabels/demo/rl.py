@@ -99,15 +99,15 @@ def frozen_lake(out: Path, quick: bool) -> Section:
 
 def cliff_walking(out: Path, quick: bool) -> list[Section]:
     """Sutton & Barto Figure 6.4: Q-learning vs SARSA on CliffWalking, trained by the spine."""
+    from fewlabels.loop import open_run, train
     from fewlabels.run import RunDir
-    from fewlabels.train import open_run, train
 
     series, paths, rows = {}, {}, []
     seeds = 5 if quick else 20
     for name in ("cliff_q_learning", "cliff_sarsa"):
         cfg = shipped_config(f"rl/{name}.yaml", ["train.steps=200"] if quick else [])
         print(f"fewlabels demo: training {name}", file=sys.stderr, flush=True)
-        summary = train(cfg, str(out / name), device="cpu")
+        summary = train(cfg, str(out / name), device="cpu", stop_raises=True)
         _, _, exp = open_run(str(out / name), "cpu")
         logged = [r for r in RunDir(out / name).read_metrics() if r.get("return_mean") is not None]
         label = "Q-learning" if cfg.agent.name == "q_learning" else "SARSA"
@@ -170,17 +170,18 @@ def gridworld_part(out: Path, quick: bool) -> list[Section]:
 
 def deep_rl_part(out: Path, quick: bool) -> list[Section]:
     """PPO on CartPole: policy gradients with a deep network, learning curve and one episode."""
-    from fewlabels.train import open_run, train
+    from fewlabels.loop import open_run, train
+    from fewlabels.rl.deep.report import evaluations
 
     steps = 4096 if quick else 60_000
     cfg = shipped_config("rl/cartpole_ppo.yaml", [f"train.steps={steps}", "eval.gif_frames=300"])
     print("fewlabels demo: training cartpole_ppo", file=sys.stderr, flush=True)
-    summary = train(cfg, str(out / "cartpole_ppo"), device="cpu")
+    summary = train(cfg, str(out / "cartpole_ppo"), device="cpu", stop_raises=True)
     _, run, exp = open_run(str(out / "cartpole_ppo"), "cpu")
     rows = run.read_metrics()
-    evals = [r for r in rows if "eval_return" in r]
-    solved = next((r for r in evals if r["eval_return"] >= 475), None)
-    row = {"environment steps": summary["steps"], "final eval return": summary["metrics"].get("eval_return"),
+    evals = evaluations(rows)
+    solved = next((r for r in evals if r["mean_return"] >= 475), None)
+    row = {"environment steps": summary["steps"], "final eval return": summary["metrics"].get("mean_return"),
            "first eval >= 475 at step": solved["step"] if solved else "not yet",
            "training seconds (evaluation excluded)": round(summary["wall_seconds"] - evals[-1]["eval_seconds"], 1)}
     images = [run.samples / name for name in ("returns.png", "episode.gif") if (run.samples / name).exists()]

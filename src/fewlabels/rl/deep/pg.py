@@ -11,7 +11,9 @@ REINFORCE (Williams 1992) is Monte Carlo: G_t = Σ_{k≥t} γ^{k-t} r_k to the e
 never bootstrapped, so its batches hold whole episodes (`EpisodeBatch`): at least `n_steps` vector
 steps, then every episode still running is played to its end, and the update follows. A
 `train_step` is still `n_steps` vector steps (so `step` counts environment steps); a batch that
-is not complete at its end is carried to the next call, under the same policy.
+is not complete at its end is carried to the next call, under the same policy. A checkpoint
+does not keep that unfinished batch: a resumed run restarts its environments (rl/deep/agent.py),
+which would cut the batch's episodes short, so it starts a new batch instead.
 """
 
 from __future__ import annotations
@@ -177,7 +179,7 @@ class PGExperiment(DeepAgent):
 
     # ---- learning ------------------------------------------------------------------------
     def train_step(self, step: int) -> dict[str, Tensor | float]:
-        a, total = self.cfg.agent, self.cfg.train.steps
+        a, total = self.cfg.agent, self.cfg.train.horizon
         remaining = max(0.0, 1.0 - (step - self.steps_per_call) / total)  # SB3's progress_remaining
         lr = a.lr * remaining if a.anneal_lr else a.lr
         for group in self.opt.param_groups:

@@ -12,6 +12,18 @@ from fewlabels.viz.plots import curves
 LOSSES = ("policy_loss", "value_loss", "entropy", "approx_kl", "q_loss", "q_mean", "epsilon")
 
 
+def evaluations(rows: list[dict]) -> list[dict]:
+    """The evaluation rows of a deep RL run's metrics, with `mean_return` and `std_return`; runs
+    written before RL had one evaluation schema logged them as `eval_return`, `eval_return_std`."""
+    out = []
+    for r in rows:
+        if r.get("mean_return") is None and r.get("eval_return") is not None:
+            r = {**r, "mean_return": r["eval_return"], "std_return": r.get("eval_return_std")}
+        if r.get("mean_return") is not None:
+            out.append(r)
+    return out
+
+
 def sections(exp, run) -> list[Section]:
     rows = run.read_metrics()
     out = []
@@ -20,10 +32,10 @@ def sections(exp, run) -> list[Section]:
     if train:
         series["training episodes (mean of last 100)"] = (np.array([r["step"] for r in train]),
                                                          np.array([r["ep_return"] for r in train]))
-    evals = [r for r in rows if r.get("eval_return") is not None]
+    evals = evaluations(rows)
     if evals:
         series[f"evaluation ({exp.cfg.eval.episodes} deterministic episodes)"] = (
-            np.array([r["step"] for r in evals]), np.array([r["eval_return"] for r in evals]))
+            np.array([r["step"] for r in evals]), np.array([r["mean_return"] for r in evals]))
     fig = plots.return_curves(series, run.samples / "returns.png", f"{exp.cfg.env.id}: return",
                               xlabel="environment steps")
     if fig:
@@ -31,8 +43,8 @@ def sections(exp, run) -> list[Section]:
     if evals:
         last = evals[-1]
         out.append(Section("Evaluation", html=table([{
-            "environment steps": last["step"], "eval return": last["eval_return"],
-            "std": last.get("eval_return_std"), "training seconds": last["wall_seconds"] - last.get("eval_seconds", 0),
+            "environment steps": last["step"], "eval return": last["mean_return"],
+            "std": last.get("std_return"), "training seconds": last["wall_seconds"] - last.get("eval_seconds", 0),
             "evaluation seconds": last.get("eval_seconds")}])))
     fig = curves(rows, [k for k in LOSSES if any(k in r for r in rows)], run.samples / "losses.png",
                  "losses against environment steps")

@@ -1,4 +1,4 @@
-"""Tabular Q-learning and SARSA as an experiment of the generic loop (fewlabels.train).
+"""Tabular Q-learning and SARSA as an experiment of the generic loop (fewlabels.loop).
 
 One training step is one episode (`train.steps` counts episodes). A step logs the episode's
 return and length, ε and α, and `return_mean`, the mean return of the episodes since the last
@@ -36,8 +36,8 @@ class TabularExperiment:
     # ---- learning ----------------------------------------------------------------------
     def train_step(self, step: int) -> dict[str, float]:
         a, t = self.cfg.agent, self.cfg.train
-        alpha = a.alpha.value(step - 1, t.steps)
-        epsilon = a.epsilon.value(step - 1, t.steps)
+        alpha = a.alpha.value(step - 1, t.horizon)
+        epsilon = a.epsilon.value(step - 1, t.horizon)
         ret, length = self.episode(self.env, self.q, alpha, epsilon, a.gamma, self.rng)
         self.window[0] += ret
         self.window[1] += 1

@@ -22,18 +22,20 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from fewlabels import checkpoint, distributed
 from fewlabels import config as configlib
-from fewlabels.errors import UserError
+from fewlabels.errors import Interrupted, UserError
 from fewlabels.run import Progress, RunDir, StopSignals, number
 
 
 class TrainingDiverged(UserError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
+
 
 
 def run_threads(configured: int) -> int:
@@ -45,6 +47,15 @@ def run_threads(configured: int) -> int:
     if not cap.isdigit() or int(cap) < 1:
         return configured
     return min(configured, int(cap)) if configured > 0 else int(cap)
+
+
+def use_threads(cfg: Any) -> None:
+    """Set torch's thread count from the run's `train.threads` (capped as in `run_threads`):
+    every verb that runs a model (train, sample, eval) goes through here."""
+    threads = run_threads(cfg.train.threads)
+    if threads > 0:
+        # Measured on 2 cores: tiny networks run as fast or faster on one thread (DESIGN.md).
+        torch.set_num_threads(threads)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -87,48 +98,69 @@ def save(run: RunDir, exp: Any, cfg: Any, step: int) -> None:
 
 def open_run(out: str, device: str = "auto", overrides: list[str] | None = None):
     """(cfg, run, experiment) of an existing run directory, restored from its newest checkpoint.
-    `overrides` (KEY=VALUE) may change how the run is evaluated (eval.*), never what was trained."""
+    `overrides` (KEY=VALUE) may change how the run is sampled and evaluated (eval.*, and the
+    family's SAMPLING_SECTIONS such as diffusion's sampler.*), never what was trained."""
     run = RunDir(out)
     if not run.config_path.is_file():
         raise UserError(f"{out!r} is not a run directory (no config.yaml); pass the --out of a `fewlabels train` run")
     overrides = list(overrides or [])
+    data = configlib.read_yaml(run.config_path)
+    source = str(run.config_path)
+    family = configlib.family_config_class(data.get("family"), source) if isinstance(data.get("family"), str) else None
+    sections = ("eval", *getattr(family, "SAMPLING_SECTIONS", ()))
     for item in overrides:
-        if not item.startswith("eval."):
-            raise UserError(f"--set {item!r} would change the trained run; only eval.* keys can be set here "
-                            "(e.g. eval.extractor=inception)")
-    data = configlib.apply_overrides(configlib.read_yaml(run.config_path), overrides)
-    cfg = configlib.from_dict(data, str(run.config_path))
+        key = item.split("=", 1)[0].strip()
+        if "." not in key or key.split(".")[0] not in sections:
+            examples = "e.g. eval.samples=10000" + (", sampler.name=ddim" if "sampler" in sections else "")
+            raise UserError(f"--set {item!r} would change the trained run; here only "
+                            f"{' and '.join(s + '.*' for s in sections)} keys can be set ({examples})")
+    configlib.apply_overrides(data, overrides)
+    if family is not None:
+        configlib.resolve_paths(family, data, Path.cwd())  # a file named in --set, from where it was typed
+    cfg = configlib.from_dict(data, source + (" with --set" if overrides else ""))
     latest = run.latest_checkpoint()
     if latest is None:
         raise UserError(f"run {out!r} has no checkpoint yet; train it first (fewlabels train CONFIG --out {out})")
+    use_threads(cfg)
     exp = build_experiment(cfg, resolve_device(device))
     restore(exp, cfg, latest)
     return cfg, run, exp
 
 
-def train(cfg: Any, out: str, device: str = "auto") -> dict:
+def train(cfg: Any, out: str, device: str = "auto", stop_raises: bool = False) -> dict:
     dev = resolve_device(device)
     distributed.init(dev)
     if distributed.world_size() > 1 and not getattr(cfg, "DISTRIBUTED", False):
         raise UserError(f"family {cfg.family!r} does not train under torchrun yet; run it as one process")
     main = distributed.is_main()  # rank 0 alone writes the run directory
-    run = RunDir.open(out, cfg) if main else RunDir(out)
+    done = RunDir(out).check(cfg).completed(cfg.train.steps)
+    if done is not None:  # nothing to train: the run directory is left exactly as it is
+        if main:
+            print(f"fewlabels: {out} is complete (step {done['steps']} of {cfg.train.steps}); nothing to do; "
+                  f"raise train.steps to train it longer", file=sys.stderr)
+        distributed.finish()
+        return {**done, "complete": True}
     t = cfg.train
-    threads = run_threads(t.threads)
-    if threads > 0:
-        # Measured on 2 cores: tiny networks run as fast or faster on one thread (DESIGN.md).
-        torch.set_num_threads(threads)
+    use_threads(cfg)
     checkpoint.seed_everything(cfg.seed)
+    # The run directory is written only once the experiment is built (its data found) and its
+    # checkpoint restored: a typo in data.path, or a corrupt checkpoint, changes nothing on disk.
     exp = build_experiment(cfg, dev)
     start = 0
-    latest = run.latest_checkpoint()
+    latest = RunDir(out).latest_checkpoint()
     if latest is not None:
         start = restore(exp, cfg, latest)
         print(f"fewlabels: resuming {out} from step {start} ({latest.name})", file=sys.stderr)
+        if main and t.horizon != t.steps:
+            print(f"fewlabels: its schedules (learning rate, ε, clip) run over the first {t.horizon} steps, the "
+                  f"length it started with, and hold their final values to step {t.steps} "
+                  "(train.schedule_steps changes that)", file=sys.stderr)
+    run = RunDir.open(out, cfg) if main else RunDir(out)
     if main:
         run.truncate_metrics(start)
     if start >= t.steps:
-        print(f"fewlabels: {out} already reached step {start} of {t.steps}; nothing to train", file=sys.stderr)
+        print(f"fewlabels: {out} already reached step {start} of {t.steps}; evaluating it and writing its report",
+              file=sys.stderr)
 
     status, step, last = "completed", start, {}
     stride = int(getattr(exp, "steps_per_call", 1))
@@ -167,7 +199,7 @@ def train(cfg: Any, out: str, device: str = "auto") -> dict:
                     progress.update(step, values)
                 if main and crossed(t.eval_every) and not done:
                     last = evaluate()
-                    run.log(step, last)
+                    run.log(step, last, kind="eval")
                 if main and t.snapshot_every and (crossed(t.snapshot_every) or done):
                     exp.snapshot(step, run.samples)
                 if main and (crossed(t.checkpoint_every) or done or stopping):
@@ -184,15 +216,19 @@ def train(cfg: Any, out: str, device: str = "auto") -> dict:
         progress.close()
 
     if not main:
+        distributed.finish()  # waits for rank 0's evaluation and report
         return {"status": status, "steps": step, "rank": distributed.rank()}
     if status == "completed":
         last = evaluate()
-        run.log(step, last)
+        run.log(step, last, kind="eval")
     summary = run.write_summary(status, step, last)
     from fewlabels.report import write_report
     write_report(run, cfg, exp)
     run.close()
+    distributed.finish()
     if status == "interrupted":
         print(f"fewlabels: stopped at step {step}; run the same command again to resume", file=sys.stderr)
         summary["exit_code"] = 128 + (stop.received or signal.SIGINT)
+        if stop_raises:
+            raise Interrupted(summary)
     return summary

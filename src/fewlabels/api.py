@@ -1,0 +1,146 @@
+"""The Python API, in three names; the CLI is built on the same functions, with the same defaults.
+
+    import fewlabels
+
+    run = fewlabels.train("gan/grid25_best", out="runs/grid25", train={"steps": 2000})
+    points = run.sample(1000, seed=0)            # (1000, 2) float32, in data space
+    print(run.evaluate()["hq_percent"])
+
+    run = fewlabels.load("runs/cartpole_ppo")    # any finished (or interrupted) run directory
+    action = run.act(observation)                # RL: the greedy action, as Stable-Baselines3's predict
+    run.evaluate(episodes=100)                   # {"mean_return", "std_return", "episodes"}
+
+A config is a YAML path or a shipped name (`fewlabels.configs()` lists them). Overrides are
+keyword arguments: a section as a dict (`train={"steps": 2000}`), a top-level key as a value
+(`seed=3`); they are the CLI's `--set train.steps=2000 --set seed=3`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fewlabels.errors import UserError
+
+
+def configs() -> dict[str, str]:
+    """The shipped configs by name ("gan/grid25_best"), each with its one-line description."""
+    from fewlabels.config import shipped_configs
+
+    return shipped_configs()
+
+
+def as_overrides(overrides: dict[str, Any]) -> list[str]:
+    """Keyword overrides as the CLI's KEY=VALUE strings: {"train": {"steps": 5}, "seed": 3} ->
+    ["train.steps=5", "seed=3"] (values written as JSON, which YAML reads back unchanged)."""
+    out = []
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            out += [f"{key}.{item}" for item in as_overrides(value)]
+        else:
+            out.append(f"{key}={json.dumps(value)}")
+    return out
+
+
+class Run:
+    """A run directory: its folder (`path`), config (`cfg`), summary and metrics, and the trained
+    experiment (`experiment`: networks, optimisers, environments), restored from the newest
+    checkpoint the first time something needs it."""
+
+    def __init__(self, path: str | Path, device: str = "auto", overrides: list[str] | None = None):
+        from fewlabels.run import RunDir
+
+        self.path = Path(path)
+        self.device, self._overrides = device, list(overrides or [])
+        self._run, self._loaded = RunDir(self.path), None
+        self.last: dict | None = None  # what `train` returned, when this run came from it
+
+    def _load(self):
+        if self._loaded is None:
+            from fewlabels.loop import open_run
+
+            self._loaded = open_run(str(self.path), self.device, self._overrides)
+        return self._loaded
+
+    @property
+    def cfg(self) -> Any:
+        return self._load()[0]
+
+    @property
+    def experiment(self) -> Any:
+        return self._load()[2]
+
+    @property
+    def summary(self) -> dict | None:
+        """summary.json: status, steps, wall_seconds and the final metrics (None while training)."""
+        return self._run.read_summary()
+
+    @property
+    def report(self) -> Path:
+        return self._run.report_path
+
+    def metrics(self) -> list[dict]:
+        """The rows of metrics.jsonl: training logs (`kind` "train") and evaluations ("eval")."""
+        return self._run.read_metrics()
+
+    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+        """n samples in data space, float32: (n, D) points or (n, C, H, W) images in [-1, 1].
+        Sampling settings (a diffusion sampler, say) are chosen when loading:
+        `fewlabels.load(path, sampler={"name": "ddim", "steps": 50})`."""
+        if n < 1:
+            raise UserError(f"n is {n}; give a positive number of samples")
+        return np.asarray(self.experiment.sample(int(n), seed=int(seed)), dtype=np.float32)
+
+    def evaluate(self, episodes: int | None = None) -> dict[str, float]:
+        """The run's metrics computed afresh (the family's sample metrics; RL: the mean return of
+        `episodes` greedy episodes, default eval.episodes)."""
+        if episodes is None:
+            return self.experiment.evaluate()
+        if self.cfg.family not in ("tabular", "dqn", "pg"):
+            raise UserError(f"episodes (--episodes) applies to RL runs; {str(self.path)!r} is a {self.cfg.family} "
+                            "run, evaluated on eval.samples samples (--set eval.samples=N)")
+        return self.experiment.evaluate(episodes=int(episodes))
+
+    def act(self, observation: Any, deterministic: bool = True) -> Any:
+        """RL runs: the action for one observation (or an array for a batch of them)."""
+        exp = self.experiment
+        if self.cfg.family == "tabular":
+            policy = exp.greedy_policy()
+            return policy[observation] if np.ndim(observation) == 0 else policy[np.asarray(observation)]
+        if self.cfg.family not in ("dqn", "pg"):
+            raise UserError(f"act is for RL runs; {str(self.path)!r} is a {self.cfg.family} run (use sample)")
+        obs = np.asarray(observation, dtype=np.uint8 if exp.pixels else np.float32)
+        single = obs.shape == exp.obs_shape
+        batch = obs[None] if single else obs
+        if batch.shape[1:] != exp.obs_shape:
+            raise UserError(f"observation has shape {obs.shape}; {self.cfg.env.id} gives {exp.obs_shape} "
+                            f"(or a batch of them)")
+        actions = exp.act(exp.prepare(batch, update=False), deterministic)
+        return actions[0] if single else actions
+
+
+def load(path: str | Path, device: str = "auto", sets: Sequence[str] = (), **overrides: Any) -> Run:
+    """A trained run directory; `overrides` (or `sets`, KEY=VALUE strings as the CLI's --set) may
+    only change how it is sampled or evaluated: eval={...}, and diffusion's sampler={...}."""
+    return Run(path, device, [*sets, *as_overrides(overrides)])
+
+
+def train(config: str | Path, out: str | Path | None = None, device: str = "auto", sets: Sequence[str] = (),
+          **overrides: Any) -> Run:
+    """Train (or resume) `config`, a YAML path or a shipped name, into `out` (default
+    runs/CONFIG_NAME, as the CLI), and return the run; `run.last` is what training returned
+    (its summary). A finished run is left exactly as it is. A run stopped by Ctrl-C or SIGTERM
+    saves a checkpoint and raises fewlabels.errors.Interrupted (train again to resume).
+    `sets`: overrides as KEY=VALUE strings (the CLI's --set), applied before the keyword ones."""
+    from fewlabels import config as configlib
+    from fewlabels.loop import train as train_loop
+
+    cfg = configlib.load(config, [*sets, *as_overrides(overrides)])
+    out = Path(out) if out is not None else Path("runs") / Path(str(config)).stem
+    run = Run(out, device)
+    run.last = train_loop(cfg, str(out), device=device, stop_raises=True)
+    return run

@@ -95,6 +95,7 @@ def test_sigterm_checkpoints_and_resume_is_bitwise_equal_to_an_uninterrupted_run
     ("sampler.eta=1.5", "sampler.eta is 1.5; valid values are >= 0 and <= 1"),
     ("model.name=unet", "model.name is 'unet' but data.name 'swissroll' holds points; use model.name: mlp"),
     ("model.prediction=x0", "model.prediction is 'x0'; valid: 'epsilon', 'v'"),
+    ("model.time_dim=33", "model.time_dim is 33; the sinusoidal embedding is sines and cosines in pairs"),
 ])
 def test_bad_settings_are_one_sentence_and_exit_code_2(tmp_path, capsys, override, words):
     cfg = write_diffusion_config(tmp_path / "c.yaml")

@@ -105,6 +105,9 @@ class DiffusionConfig:
             kind = "images" if self.data.is_image else "points"
             raise UserError(f"model.name is {self.model.name!r} but data.name {self.data.name!r} holds {kind}; "
                             f"use model.name: {want}")
+        if self.model.time_dim % 2:
+            raise UserError(f"model.time_dim is {self.model.time_dim}; the sinusoidal embedding is sines and "
+                            "cosines in pairs, so give an even number, e.g. 32")
         if not self.model.mults or min(self.model.mults) < 1:
             raise UserError(f"model.mults is {list(self.model.mults)}; give one positive multiplier per level, "
                             "e.g. [1, 2]")

@@ -12,7 +12,8 @@ def sinusoidal_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Te
     """A sinusoidal encoding of the integer time t with the Transformer's frequencies (Vaswani et
     al. 2017), sines then cosines concatenated (DDPM's layout, not interleaved):
     [sin(t ω_k), cos(t ω_k)] with ω_k = max_period^(-k/(dim/2)), k = 0..dim/2-1. (DDPM's own code
-    divides by dim/2 - 1 instead, so its highest frequency is slightly lower.)"""
+    divides by dim/2 - 1 instead: the highest frequency is ω_0 = 1 in both, its lower ones are
+    slightly lower, and its lowest is exactly 1/max_period.) `dim` must be even."""
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
     args = t.float()[:, None] * freqs[None]

@@ -66,6 +66,22 @@ def test_relative_data_paths_follow_the_config_file_and_the_run_works_from_anywh
     assert np.load(tmp_path / "s.npy").shape == (5, 2)
 
 
+def test_a_finished_run_samples_after_its_data_file_moved_and_eval_says_it_needs_it(tmp_path, capsys):
+    data = tmp_path / "points.csv"
+    np.savetxt(data, np.random.default_rng(0).normal(size=(300, 2)), delimiter=",")
+    cfg = write_config(tmp_path / "c.yaml", data={"name": "file", "path": str(data)},
+                       train={"steps": 3, "snapshot_every": 0}, eval={"samples": 100, "emd_points": 50})
+    out = tmp_path / "r"
+    assert main(["train", str(cfg), "--out", str(out)]) == 0
+    data.rename(tmp_path / "moved.csv")
+    capsys.readouterr()
+    assert main(["sample", str(out), "--n", "7", "--out", str(tmp_path / "s.npy")]) == 0, capsys.readouterr().err
+    assert np.load(tmp_path / "s.npy").shape == (7, 2)
+    assert main(["eval", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(data) in err and "the data metrics of `eval` compare with it" in err
+
+
 def test_rerunning_a_finished_run_leaves_its_directory_byte_for_byte_unchanged(tmp_path, capsys):
     cfg = write_config(tmp_path / "c.yaml", train={"steps": 20, "log_every": 10, "snapshot_every": 10,
                                                     "checkpoint_every": 10}, eval={"samples": 100, "emd_points": 50})

@@ -122,6 +122,9 @@ def open_run(out: str, device: str = "auto", overrides: list[str] | None = None)
     if latest is None:
         raise UserError(f"run {out!r} has no checkpoint yet; train it first (fewlabels train CONFIG --out {out})")
     use_threads(cfg)
+    shape = run.read_data_shape()
+    if shape and hasattr(cfg, "data"):
+        cfg.data.known_shape = shape  # the data is loaded only if something needs more than its shape
     exp = build_experiment(cfg, resolve_device(device))
     restore(exp, cfg, latest)
     return cfg, run, exp
@@ -158,6 +161,10 @@ def train(cfg: Any, out: str, device: str = "auto", stop_raises: bool = False) -
     run = RunDir.open(out, cfg) if main else RunDir(out)
     if main:
         run.truncate_metrics(start)
+        if getattr(exp, "data", None) is not None:
+            from fewlabels.data.config import shape_of
+
+            run.write_data_shape(shape_of(exp.data))
     if start >= t.steps:
         print(f"fewlabels: {out} already reached step {start} of {t.steps}; evaluating it and writing its report",
               file=sys.stderr)

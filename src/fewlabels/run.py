@@ -4,6 +4,7 @@
     DIR/metrics.jsonl    one JSON object per log step, each with `step`, `kind` ("train": losses;
                          "eval": an evaluation) and `wall_seconds`
     DIR/summary.json     written at the end: status, steps, wall_seconds, metrics
+    DIR/data.json        the training data's shape (GANs, diffusion): a run samples without its data
     DIR/checkpoints/     step_XXXXXXXXX.safetensors, newest last (see checkpoint.py)
     DIR/samples/         snapshots the report draws from
     DIR/tb/              TensorBoard events mirroring metrics.jsonl
@@ -191,6 +192,22 @@ class RunDir:
         except (OSError, ValueError):  # ValueError: bad JSON or bytes that are not UTF-8
             return None
         return summary if isinstance(summary, dict) else None
+
+    def write_data_shape(self, shape: dict) -> None:
+        """data.json: the training data's shape (data.config.shape_of), so that the run can be
+        rebuilt and sampled without its data files."""
+        if shape:
+            write_json_atomic(self.root / "data.json", shape, "data shape")
+
+    def read_data_shape(self) -> dict | None:
+        try:
+            shape = json.loads((self.root / "data.json").read_bytes())
+        except (OSError, ValueError):
+            return None  # a run from before data.json, or a garbled one: the data is loaded instead
+        ok = isinstance(shape, dict) and all(
+            k in ("dim", "shape") and (isinstance(v, int) or isinstance(v, list) and all(isinstance(x, int) for x in v))
+            for k, v in shape.items())
+        return shape if ok and shape else None
 
     def close(self) -> None:
         if self._tb:

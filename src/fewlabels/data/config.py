@@ -40,12 +40,51 @@ class DataConfig:
                             "fashion_mnist, mnist or cifar10")
 
 
-def make_data(d: DataConfig, seed: int | None = None, multiple: int = 1):
+SHAPE_KEYS = ("dim", "shape")  # what a network is built from; a run keeps them in data.json
+
+
+def shape_of(data) -> dict:
+    """The data set's shape as a run directory keeps it (data.json): {"dim": D} for points,
+    {"shape": [C, H, W]} for images."""
+    return {k: list(v) if isinstance(v, tuple) else v for k in SHAPE_KEYS
+            if (v := getattr(data, k, None)) is not None and not callable(v)}
+
+
+class LazyData:
+    """A data set known by its shape (`shape_of`) until something needs its contents, then loaded.
+    A trained run builds its networks and samples from the shape alone, so `fewlabels sample`
+    works after the training files moved; what does need them (training, data metrics) loads
+    them then, or says in one sentence that it needs them."""
+
+    def __init__(self, shape: dict, load):
+        for k, v in shape.items():
+            setattr(self, k, tuple(v) if isinstance(v, list) else v)
+        self._load, self._data = load, None
+
+    def __getattr__(self, name: str):  # only for what the shape does not answer
+        if name.startswith("__") or name in ("_load", "_data"):
+            raise AttributeError(name)
+        if self._data is None:
+            try:
+                self._data = self._load()
+            except UserError as e:
+                raise UserError(f"{e} (sampling a trained run does not need its data, but this does: training "
+                                "and the data metrics of `eval` compare with it)") from None
+        return getattr(self._data, name)
+
+
+def make_data(d: DataConfig, seed: int | None = None, multiple: int = 1, shape: dict | None = None):
     """Points (data.toy2d) or images (data.images) as `d` describes; image sides must be
     divisible by `multiple` (a network's downsampling). The run's `seed` does not choose the
     held-out part (a fixed SPLIT_SEED does), so runs of different seeds are scored on the same
     held-out data; it is accepted for the callers' sake and draws nothing here (training batches
-    come from the run's own generator)."""
+    come from the run's own generator). With `shape` (a trained run's data.json, which
+    `fewlabels.loop.open_run` puts on the config as `d.known_shape`), a LazyData that loads
+    only when asked."""
+    if shape is None:
+        shape = getattr(d, "known_shape", None)
+    if shape:  # {} loads at once
+        return LazyData(shape, lambda: make_data(d, seed, multiple, shape={}))
     if d.is_image:
         from fewlabels.data.images import make_images, pad_images
         data = make_images(d.name, d.path, d.root, multiple=1 if d.pad else multiple, limit=d.limit)

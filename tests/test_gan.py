@@ -248,3 +248,17 @@ def test_two_torchrun_processes_train_like_one_process_with_the_same_global_batc
     for row_a, row_b in zip(*logged, strict=True):
         for key in ("loss_d", "loss_g"):
             assert row_a[key] == pytest.approx(row_b[key], rel=1e-4, abs=1e-5), (row_a["step"], key)
+
+
+def test_every_model_name_is_one_architecture_module_with_build():
+    """gan/nets/: model.name chooses a module through one table; each builds (G, D) for its data."""
+    import importlib
+    import typing
+
+    from fewlabels.gan.config import ModelConfig
+    from fewlabels.gan.nets import ARCHITECTURES
+
+    names = typing.get_args(typing.get_type_hints(ModelConfig)["name"])
+    assert set(names) == set(ARCHITECTURES)
+    for module in ARCHITECTURES.values():
+        assert callable(importlib.import_module(module).build)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from conftest import assert_bitwise_equal, final_state, write_config
 from fewlabels.cli import main
 from fewlabels.errors import UserError
-from fewlabels.gan.progan import ProDiscriminator, ProGenerator, levels_for, minibatch_std, real_at_stage, stage_at
+from fewlabels.gan.nets.progan import ProDiscriminator, ProGenerator, levels_for, minibatch_std, real_at_stage, stage_at
 
 
 def test_growth_schedule_trains_4x4_then_fades_in_each_level_then_stabilises():

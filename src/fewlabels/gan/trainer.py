@@ -15,11 +15,10 @@ from fewlabels import files
 from fewlabels.checkpoint import model_signature
 from fewlabels.data.config import make_data
 from fewlabels.distributed import average_gradients, shard
-from fewlabels.gan import progan
 from fewlabels.gan.config import GANConfig
 from fewlabels.gan.lipschitz import add_spectral_norm, clip_weights_, gradient_penalty, r1_penalty
 from fewlabels.gan.losses import LOSSES
-from fewlabels.gan.nets import DCGANDiscriminator, DCGANGenerator, batch_norms, mlp, standing_statistics_
+from fewlabels.gan.nets import batch_norms, build_players, progan, standing_statistics_
 from fewlabels.metrics.samples import SampleMetrics
 
 EVAL_SEED = 2024  # fixed noise for evaluation: never drawn from the training streams (FLOOR_SEED = +1)
@@ -39,15 +38,8 @@ class GANExperiment:
         self.is_image = cfg.data.is_image
         m = cfg.model
         self.progressive = m.name == "progan"
-        if self.progressive:
-            self.G = progan.ProGenerator(m.z_dim, self.data.shape, m.channels).to(device)
-            self.D = progan.ProDiscriminator(self.data.shape, m.channels)
-        elif self.is_image:
-            self.G = DCGANGenerator(m.z_dim, self.data.shape, m.channels).to(device)
-            self.D = DCGANDiscriminator(self.data.shape, m.channels)
-        else:
-            self.G = mlp(m.z_dim, self.data.dim, m.width, m.depth, m.activation).to(device)
-            self.D = mlp(self.data.dim, 1, m.width, m.depth, m.activation)
+        G, self.D = build_players(m, self.data)  # gan/nets/: one module per architecture
+        self.G = G.to(device)
         if cfg.loss.constraint == "sn":
             add_spectral_norm(self.D)
         self.D.to(device)

@@ -190,3 +190,8 @@ def real_at_stage(x: Tensor, level: int, alpha: float, levels: int) -> Tensor:
         older = F.interpolate(F.avg_pool2d(low, 2), scale_factor=2, mode="nearest")
         low = older + alpha * (low - older)
     return low
+
+
+def build(model, data) -> tuple[nn.Module, nn.Module]:
+    """(G, D) with every level from 4x4 to `data`'s side; the trainer sets the stage."""
+    return ProGenerator(model.z_dim, data.shape, model.channels), ProDiscriminator(data.shape, model.channels)

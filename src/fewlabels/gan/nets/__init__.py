@@ -1,0 +1,29 @@
+"""The GAN players, one module per architecture, chosen by `model.name` through one table.
+
+Each module has `build(model, data) -> (G, D)`, from the config's model section and the data (its
+`dim` for points, its (C, H, W) `shape` for images); the trainer holds the game, not the
+architectures. To add one, write a module with `build` and name it here (and in the config's
+`model.name` choices).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from torch import nn
+
+from fewlabels.gan.nets.common import batch_norms, standing_statistics_
+from fewlabels.gan.nets.dcgan import DCGANDiscriminator, DCGANGenerator, upsamplings
+from fewlabels.gan.nets.mlp import ACTIVATIONS, mlp
+
+ARCHITECTURES = {"mlp": "fewlabels.gan.nets.mlp", "dcgan": "fewlabels.gan.nets.dcgan",
+                 "progan": "fewlabels.gan.nets.progan"}
+
+
+def build_players(model, data) -> tuple[nn.Module, nn.Module]:
+    """(G, D) of the architecture `model.name`."""
+    return importlib.import_module(ARCHITECTURES[model.name]).build(model, data)
+
+
+__all__ = ["ACTIVATIONS", "ARCHITECTURES", "DCGANDiscriminator", "DCGANGenerator", "batch_norms", "build_players",
+           "mlp", "standing_statistics_", "upsamplings"]

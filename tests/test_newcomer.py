@@ -33,7 +33,7 @@ def test_a_csv_with_a_header_row_trains(tmp_path, capsys):
 
 @pytest.mark.parametrize("text, said", [
     ("1,2\n3,4\n5\n", "row 3 has 1 value but row 1 has 2"),
-    ("1,2\n3,oops\n", "row 2, column 2 is 'oops'; expected a number"),
+    ("1,2\n3,oops\n", "row 2, column 2 is 'oops'; expected a finite number"),
     ("", "has no rows of numbers"),
     ("x,y\n", "has no rows of numbers after its header"),
 ])
@@ -123,3 +123,31 @@ def test_an_rl_run_acts_like_stable_baselines3_predict(tmp_path, capsys):
     assert action in (0, 1) and np.shape(action) == ()
     assert run.act(np.stack([obs, obs])).shape == (2,)
     assert set(run.evaluate(episodes=2)) == {"mean_return", "std_return", "episodes"}
+
+
+def test_the_random_policy_is_solved_exactly_on_a_grid_with_walls(capsys):
+    """A wall is a state no move enters: the exact solve must leave it out (it said "the policy
+    never ends some episodes" on any grid with a wall)."""
+    from fewlabels.rl.planning import dp
+    from fewlabels.rl.planning.gridworld import Grid, GridMDP
+
+    mdp = GridMDP(Grid.make(6, 9, "0,8", "1,2;2,2;3,2", -1.0, 0.0), 1.0)
+    pi = dp.random_policy(mdp)
+    exact = dp.solve_policy_values(mdp, pi)
+    iterated = dp.policy_evaluation(mdp, pi, tol=1e-9).values
+    assert np.isfinite(exact).all() and np.abs(exact - iterated).max() < 1e-5
+    assert main(["plan", "--rows", "6", "--cols", "9", "--terminals", "0,8", "--walls", "1,2;2,2;3,2",
+                 "--policy", "random", "--json"]) == 0
+
+
+def test_small_things_a_newcomer_met(tmp_path, capsys):
+    import fewlabels
+    from fewlabels.errors import UserError
+
+    listed = fewlabels.configs()
+    assert "Miyato et al. 2018" in listed["gan/grid25_hinge_sn"]  # not cut at "et al."
+    with pytest.raises(UserError, match="is not a run directory"):
+        fewlabels.load(tmp_path / "nope")  # at load, not at the first sample
+    cfg = points_config(tmp_path, "x,y\n" + "1,2\n" * 20 + "3,nan\n")
+    assert "row 22, column 2 is 'nan'; expected a finite number" in error_line(capsys, "train", cfg, "--out",
+                                                                              tmp_path / "r")

@@ -104,7 +104,7 @@ def test_extending_a_run_keeps_the_horizon_of_its_learning_rate_decay(tmp_path, 
     out = tmp_path / "r"
     assert main(["train", str(cfg), "--out", str(out)]) == 0
     assert main(["train", str(cfg), "--out", str(out), "--set", "train.steps=40"]) == 0
-    assert "run over the first 20 steps, the length it started with" in capsys.readouterr().err
+    assert "run over the first 20 steps (train.schedule_steps" in capsys.readouterr().err
     saved = yaml.safe_load((out / "config.yaml").read_text())["train"]
     assert saved["steps"] == 40 and saved["schedule_steps"] == 20
     assert "run over the first 20 steps" in (out / "report.html").read_text()  # the report says so

@@ -57,6 +57,9 @@ class Run:
         self.path = Path(path)
         self.device, self._overrides = device, list(overrides or [])
         self._run, self._loaded = RunDir(self.path), None
+        if not self._run.config_path.is_file():
+            raise UserError(f"{str(path)!r} is not a run directory (no config.yaml); pass the --out of a "
+                            "`fewlabels train` run")
         self.last: dict | None = None  # what `train` returned, when this run came from it
 
     def _load(self):
@@ -65,6 +68,11 @@ class Run:
 
             self._loaded = open_run(str(self.path), self.device, self._overrides)
         return self._loaded
+
+    def __repr__(self) -> str:
+        summary = self.summary or {}
+        status, steps = summary.get("status", "not finished"), summary.get("steps")
+        return f"Run({str(self.path)!r}, status={status!r}, steps={steps})"
 
     @property
     def cfg(self) -> Any:
@@ -141,6 +149,7 @@ def train(config: str | Path, out: str | Path | None = None, device: str = "auto
 
     cfg = configlib.load(config, [*sets, *as_overrides(overrides)])
     out = Path(out) if out is not None else Path("runs") / Path(str(config)).stem
+    summary = train_loop(cfg, str(out), device=device, stop_raises=True)
     run = Run(out, device)
-    run.last = train_loop(cfg, str(out), device=device, stop_raises=True)
+    run.last = summary
     return run

@@ -76,7 +76,8 @@ def _cmd_configs(args) -> int:
         return 0
     width = max(map(len, listed))
     for name, description in listed.items():
-        print(f"{name:<{width}}  {description}")
+        short = description if len(description) <= 100 else description[:97] + "..."
+        print(f"{name:<{width}}  {short}")
     return 0
 
 
@@ -138,8 +139,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="the sampling seed (default: 0)")
     s.add_argument("--device", **device)
     s.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="sample another way than the run was trained to, e.g. sampler.name=ddim sampler.steps=50 "
-                        "(diffusion; default: the run's own settings)")
+                   help="sample another way than the run was trained to, e.g. --set sampler.name=ddim --set "
+                        "sampler.steps=50 (diffusion; default: the run's own settings)")
     s.set_defaults(func=_cmd_sample)
 
     e = _sub(sub, "eval", "recompute a run's metrics from its newest checkpoint", (
@@ -166,7 +167,8 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("--cols", type=int, help="grid columns (default: 4)")
     pl.add_argument("--terminals", help='terminal cells "r,c;r,c" (default: two opposite corners, "0,0;ROWS-1,COLS-1")')
     pl.add_argument("--walls", help='wall cells "r,c;r,c" (default: none)')
-    pl.add_argument("--slip", type=float, help="probability of slipping to each side (default: 0)")
+    pl.add_argument("--slip", type=float, help="probability of slipping sideways, half of it to each side "
+                                                 "(default: 0)")
     pl.add_argument("--policy", default="optimal", choices=["random", "optimal"],
                     help="random: exact values of the equiprobable policy (a linear solve; sweeps = the iterative "
                          "evaluation's sweeps to --tol); optimal: value iteration (default: optimal)")

@@ -14,6 +14,7 @@ import dataclasses
 import difflib
 import importlib
 import os
+import re
 import types
 import typing
 from pathlib import Path
@@ -238,8 +239,8 @@ def shipped_configs() -> dict[str, str]:
         lines = path.read_text(encoding="utf-8").splitlines()
         comment = " ".join(line.lstrip("#").strip() for line in lines[:next(
             (i for i, line in enumerate(lines) if not line.startswith("#")), len(lines))])
-        sentence = comment.split(". ")[0].rstrip(".")
-        out[f"{path.parent.name}/{path.stem}"] = sentence if len(sentence) <= 110 else sentence[:107] + "..."
+        # the first sentence: up to a full stop before a capital ("et al. 2017" goes on)
+        out[f"{path.parent.name}/{path.stem}"] = re.split(r"\.\s+(?=[A-Z])", comment, maxsplit=1)[0].rstrip(".")
     return out
 
 

@@ -155,9 +155,9 @@ def train(cfg: Any, out: str, device: str = "auto", stop_raises: bool = False) -
         start = restore(exp, cfg, latest)
         print(f"fewlabels: resuming {out} from step {start} ({latest.name})", file=sys.stderr)
         if main and t.horizon != t.steps:
-            print(f"fewlabels: its schedules (learning rate, ε, clip) run over the first {t.horizon} steps, the "
-                  f"length it started with, and hold their final values to step {t.steps} "
-                  "(train.schedule_steps changes that)", file=sys.stderr)
+            print(f"fewlabels: its schedules (learning rate, ε, clip) run over the first {t.horizon} steps "
+                  f"(train.schedule_steps: by default the length it started with) and hold their final values "
+                  f"to step {t.steps}", file=sys.stderr)
     run = RunDir.open(out, cfg) if main else RunDir(out)
     if main:
         run.truncate_metrics(start)

@@ -145,10 +145,12 @@ class Points(PointData):
 
 
 def _number(field: str) -> float | None:
+    """The finite number in a CSV field, else None (NaN and infinities are not data)."""
     try:
-        return float(field)
+        value = float(field)
     except ValueError:
         return None
+    return value if math.isfinite(value) else None
 
 
 def read_csv_points(path: Path) -> np.ndarray:
@@ -170,7 +172,8 @@ def read_csv_points(path: Path) -> np.ndarray:
                 continue
             col = values.index(None) + 1
             raise UserError(f"data file {str(path)!r} row {line_no}, column {col} is {fields[col - 1].strip()!r}; "
-                            "expected a number (a header is allowed only as the first row, with no numbers in it)")
+                            "expected a finite number (a header is allowed only as the first row, with no numbers "
+                            "in it)")
         if width is None:
             width, first = len(values), line_no
         elif len(values) != width:

@@ -184,9 +184,13 @@ def policy_iteration(mdp: MDP, max_iterations: int = 10_000) -> Solution:
 
 
 def solve_policy_values(mdp: MDP, policy: np.ndarray) -> np.ndarray:
-    """v_π exactly: the sparse linear system (I - γ P_π) v = r_π (v = 0 at terminal states)."""
+    """v_π exactly: the sparse linear system (I - γ P_π) v = r_π, solved on the states an episode
+    can be in (v = 0 at inert states: terminal cells, and walls, which no move enters)."""
     P_pi, r_pi = policy_model(mdp, policy)
-    return _solve(P_pi, r_pi, mdp.gamma)
+    live = np.flatnonzero(~mdp.inert)
+    v = np.zeros(mdp.n_states)
+    v[live] = _solve(P_pi[live][:, live], r_pi[live], mdp.gamma)
+    return v
 
 
 def expected_return(mdp: MDP, policy: np.ndarray) -> float:

@@ -40,7 +40,8 @@ def _cell(value: Any, what: str) -> Cell:
             raise ValueError
         r, c = (int(str(x).strip()) for x in parts)
     except ValueError:
-        raise UserError(f"{what} {value!r} is not a (row, column) pair such as [0, 3]") from None
+        raise UserError(f"{what} {value!r} is not a (row, column) pair such as [0, 3] in a config, "
+                        "or 0,3 on the command line") from None
     return r, c
 
 

@@ -262,3 +262,19 @@ def test_every_model_name_is_one_architecture_module_with_build():
     assert set(names) == set(ARCHITECTURES)
     for module in ARCHITECTURES.values():
         assert callable(importlib.import_module(module).build)
+
+
+def test_the_ema_generator_copies_g_until_ema_start_then_averages(tmp_path):
+    """BigGAN's ema_start: before it the average is G itself; after it, it lags behind G."""
+    import torch
+
+    from fewlabels import config as configlib
+    from fewlabels.loop import build_experiment
+
+    cfg = configlib.load(write_config(tmp_path / "c.yaml", train={"ema": 0.999, "ema_start": 3}))
+    exp = build_experiment(cfg, torch.device("cpu"))
+    same = []
+    for step in range(1, 6):
+        exp.train_step(step)
+        same.append(all(torch.equal(a, b) for a, b in zip(exp.G_ema.parameters(), exp.G.parameters())))
+    assert same == [True, True, True, False, False]

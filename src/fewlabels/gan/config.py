@@ -68,6 +68,9 @@ class TrainConfig(LoopConfig):
     # null: fresh z for the Wasserstein loss (WGAN and WGAN-GP, Algorithm 1), reuse for the others.
     reuse_fake: bool | None = None
     ema: float = field(default=0.999, metadata={"ge": 0, "lt": 1})  # EMA decay of G; 0 = off
+    # The average copies G until this G step, then starts averaging (BigGAN's ema_start; its
+    # reference launch scripts use 20,000). 0: average from the first step, with a warm-up.
+    ema_start: int = field(default=0, metadata={"ge": 0})
     # bf16 autocast for the networks' forward passes (losses stay fp32). Faster where the CPU
     # or GPU has bf16 matrix units; slower elsewhere. Measure before choosing.
     precision: Literal["fp32", "bf16"] = "fp32"

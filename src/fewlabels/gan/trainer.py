@@ -129,9 +129,11 @@ class GANExperiment:
         self.opt_G.step()
         _set_requires_grad(self._d_params, True)
         if self.G_ema is not None:
-            # Warm-up (as TensorFlow's ExponentialMovingAverage with num_updates): early on the
-            # average would otherwise be dominated by the untrained generator.
-            decay = min(cfg.train.ema, (1 + step) / (10 + step))
+            # Before train.ema_start the average is G itself (decay 0); after it, a warm-up (as
+            # TensorFlow's ExponentialMovingAverage with num_updates), so that early on the average
+            # is not dominated by the untrained generator.
+            since = step - cfg.train.ema_start
+            decay = 0.0 if since < 1 else min(cfg.train.ema, (1 + since) / (10 + since))
             with torch.no_grad():
                 torch._foreach_lerp_(self._ema_params, self._g_params, 1 - decay)
             self._standing_fresh = False

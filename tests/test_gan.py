@@ -278,3 +278,39 @@ def test_the_ema_generator_copies_g_until_ema_start_then_averages(tmp_path):
         exp.train_step(step)
         same.append(all(torch.equal(a, b) for a, b in zip(exp.G_ema.parameters(), exp.G.parameters())))
     assert same == [True, True, True, False, False]
+
+
+def test_accumulating_k_chunks_equals_one_batch_k_times_larger(tmp_path):
+    """train.accumulate: the same samples (drawn at once from the run's stream), the gradient of
+    the mean over k chunks: one step of D and of G lands where one big batch does."""
+    import torch
+
+    from fewlabels import checkpoint
+    from fewlabels import config as configlib
+    from fewlabels.loop import build_experiment
+
+    def one_step(batch: int, k: int):
+        cfg = configlib.load(write_config(tmp_path / f"c{k}.yaml", loss={"r1_weight": 1.0},
+                                          train={"batch_size": batch, "accumulate": k, "reuse_fake": False,
+                                                 "n_critic": 2}))
+        checkpoint.seed_everything(cfg.seed)
+        exp = build_experiment(cfg, torch.device("cpu"))
+        logs = exp.train_step(1)
+        return exp, logs
+
+    big, big_logs = one_step(256, 1)
+    acc, acc_logs = one_step(64, 4)
+    for net in ("G", "D"):
+        for a, b in zip(getattr(big, net).parameters(), getattr(acc, net).parameters()):
+            assert torch.allclose(a, b, atol=1e-6), net
+            # the gradients themselves (Adam's first steps barely see their scale): G's of its step,
+            # D's of its last critic step
+            assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-7), net
+    for key in ("loss_d", "r1", "loss_g"):
+        assert torch.allclose(big_logs[key], acc_logs[key], atol=1e-6), key
+
+
+def test_accumulation_refuses_reusing_the_last_fake_batch(tmp_path, capsys):
+    cfg = write_config(tmp_path / "c.yaml", train={"accumulate": 2, "reuse_fake": True})
+    assert main(["train", str(cfg), "--out", str(tmp_path / "r")]) == 2
+    assert "train.reuse_fake is true but train.accumulate is 2" in capsys.readouterr().err

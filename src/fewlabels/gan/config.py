@@ -81,6 +81,13 @@ class TrainConfig(LoopConfig):
     # stage). The penalties that differentiate a gradient (GP, R1) run the eager module, because
     # compiled autograd has no double backward.
     compile: bool = False
+    # Gradient accumulation: each update (of D, and of G) sees accumulate x batch_size samples,
+    # drawn at once and processed in `accumulate` chunks of batch_size (the global batch under
+    # torchrun: per-process x processes x accumulate). Exact for every part linear in the batch
+    # (the losses, R1, the gradient penalty up to its ε, drawn per chunk); batch norm in G
+    # normalises each chunk by its own statistics (as a per-device batch does under DDP).
+    # Every update then uses fresh z for G's step (train.reuse_fake must stay off).
+    accumulate: int = field(default=1, metadata={"ge": 1})
 
 
 @dataclass
@@ -123,6 +130,9 @@ class GANConfig:
         if self.model.name == "progan" and self.train.batch_size > group and self.train.batch_size % group:
             raise UserError(f"train.batch_size is {self.train.batch_size} but model.name progan's minibatch std "
                             f"takes groups of {group} samples; use a multiple of {group}")
+        if self.train.accumulate > 1 and self.train.reuse_fake:
+            raise UserError(f"train.reuse_fake is true but train.accumulate is {self.train.accumulate}; G's step "
+                            "would have to keep every chunk's graph: set reuse_fake: false (or null)")
         if self.loss.name == "wasserstein" and self.loss.constraint == "none":
             raise UserError("loss.name is 'wasserstein' but loss.constraint is 'none'; the critic must be "
                             "kept Lipschitz: valid constraints are clip, gp, sn")

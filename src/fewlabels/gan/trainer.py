@@ -73,7 +73,7 @@ class GANExperiment:
         # G's step draws fresh z, as Algorithm 1 of the GAN, WGAN and WGAN-GP papers do; reusing
         # the critic's last fake batch saves one forward of G (PyTorch's DCGAN example does it).
         reuse = cfg.train.reuse_fake
-        self.reuse_fake = reuse if reuse is not None else cfg.loss.name != "wasserstein"
+        self.reuse_fake = (reuse if reuse is not None else cfg.loss.name != "wasserstein") and cfg.train.accumulate == 1
         # All training randomness (data, z, GP's ε) comes from this stream; its state is checkpointed.
         self.gen = torch.Generator(device).manual_seed(cfg.seed)
         e = cfg.eval
@@ -89,26 +89,31 @@ class GANExperiment:
 
     # ---- the game ----------------------------------------------------------------------
     def train_step(self, step: int) -> dict[str, Tensor]:
-        cfg, B = self.cfg, self.cfg.train.batch_size
+        cfg, B, k = self.cfg, self.cfg.train.batch_size, self.cfg.train.accumulate
         self._set_learning_rates(step)
         if self.progressive:
             self._grow(step)
         for i in range(cfg.train.n_critic):
-            # Under torchrun every rank draws the global batch and keeps its slice (fewlabels.distributed).
-            real = shard(self.data.sample(B, self.gen))
-            if self.progressive:
-                real = progan.real_at_stage(real, *self.stage, self.G.levels)
-            if cfg.train.channels_last:
-                real = real.contiguous(memory_format=torch.channels_last)
-            z = shard(torch.randn(B, cfg.model.z_dim, generator=self.gen, device=self.device))
+            # Under torchrun every rank draws the global batch and keeps its slice (fewlabels.distributed);
+            # with train.accumulate = k the batch is k times larger and goes through in k chunks.
+            reals = shard(self.data.sample(B * k, self.gen)).chunk(k)
+            zs = shard(torch.randn(B * k, cfg.model.z_dim, generator=self.gen, device=self.device)).chunk(k)
             # The critic's loss sees fake.detach(): G's graph is only kept for a batch G's step reuses.
             keep_graph = self.reuse_fake and i == cfg.train.n_critic - 1
-            with self._precision(), torch.set_grad_enabled(keep_graph):
-                fake = self._G(z)
-            with self._precision():
-                loss_d, logs = self._discriminator_loss(real, fake)
             self.opt_D.zero_grad(set_to_none=True)
-            loss_d.backward()
+            logs = {}
+            for real, z in zip(reals, zs):
+                if self.progressive:
+                    real = progan.real_at_stage(real, *self.stage, self.G.levels)
+                if cfg.train.channels_last:
+                    real = real.contiguous(memory_format=torch.channels_last)
+                with self._precision(), torch.set_grad_enabled(keep_graph):
+                    fake = self._G(z)
+                with self._precision():
+                    loss_d, chunk_logs = self._discriminator_loss(real, fake)
+                (loss_d / k).backward()  # the mean over k equal chunks is the mean over the batch
+                for key, value in chunk_logs.items():
+                    logs[key] = logs.get(key, 0) + value / k
             average_gradients(self._d_params)
             self.opt_D.step()
             if cfg.loss.constraint == "clip":
@@ -116,15 +121,19 @@ class GANExperiment:
 
         # G's turn: on fresh z, or on the last fake batch, whose graph through G is intact and G
         # has not moved since. D's weights are frozen so backward skips their grads.
-        if not self.reuse_fake:
-            z = shard(torch.randn(B, cfg.model.z_dim, generator=self.gen, device=self.device))
-            with self._precision():
-                fake = self._G(z)
+        zs = [None] if self.reuse_fake else \
+            shard(torch.randn(B * k, cfg.model.z_dim, generator=self.gen, device=self.device)).chunk(k)
         _set_requires_grad(self._d_params, False)
-        with self._precision():
-            loss_g = self.g_loss(self._D(fake).float())
         self.opt_G.zero_grad(set_to_none=True)
-        loss_g.backward()
+        loss_g_mean = 0
+        for z in zs:
+            if z is not None:
+                with self._precision():
+                    fake = self._G(z)
+            with self._precision():
+                loss_g = self.g_loss(self._D(fake).float())
+            (loss_g / k).backward()
+            loss_g_mean = loss_g_mean + loss_g.detach() / k
         average_gradients(self._g_params)
         self.opt_G.step()
         _set_requires_grad(self._d_params, True)
@@ -137,7 +146,7 @@ class GANExperiment:
             with torch.no_grad():
                 torch._foreach_lerp_(self._ema_params, self._g_params, 1 - decay)
             self._standing_fresh = False
-        logs["loss_g"] = loss_g.detach()
+        logs["loss_g"] = loss_g_mean
         return logs
 
     def _discriminator_loss(self, real: Tensor, fake: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -173,7 +182,8 @@ class GANExperiment:
         t = self.cfg.train
 
         def stage(s: int) -> tuple[int, float]:  # before step s, (s - 1) steps have shown their images
-            return progan.stage_at((s - 1) * t.batch_size * t.n_critic, self.G.levels, self.cfg.model.phase_images)
+            return progan.stage_at((s - 1) * t.batch_size * t.accumulate * t.n_critic, self.G.levels,
+                                   self.cfg.model.phase_images)
 
         level, alpha = stage(step)
         if self.cfg.optim.reset_on_growth and step > 1:

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+# The shipped configs: inside the package (the checkout's configs/ is a symlink to them, and a
+# symlink may not travel, e.g. to a lent GPU machine).
+CONFIGS = Path(__file__).resolve().parents[1] / "src" / "fewlabels" / "configs"
+
 
 def fmt(v, digits: int = 3) -> str:
     return f"{v:.{digits}g}" if isinstance(v, float) else str(v)

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from common import markdown  # noqa: E402
+from common import CONFIGS, markdown  # noqa: E402
 from fewlabels import config as configlib  # noqa: E402
 from fewlabels.data.config import make_data  # noqa: E402
 from fewlabels.diffusion.config import SamplerConfig  # noqa: E402
@@ -61,7 +61,7 @@ def mean_std(values) -> str:
 
 # ---- ours -------------------------------------------------------------------------------
 def train_ours(name: str, seed: int, steps: int, out: str):
-    cfg = configlib.load(ROOT / "configs" / "diffusion" / f"{name}.yaml",
+    cfg = configlib.load(CONFIGS / "diffusion" / f"{name}.yaml",
                          [f"seed={seed}", f"train.steps={steps}", "train.snapshot_every=0", "train.eval_every=0",
                           "train.checkpoint_every=1000000", "train.log_every=100"])
     train(cfg, out, device="cpu")
@@ -177,7 +177,7 @@ def sample_diffusers(model, n: int, seed: int) -> np.ndarray:
 
 # ---- the GAN, for the grid25 row ---------------------------------------------------------------
 def train_gan(seed: int) -> dict:
-    cfg = configlib.load(ROOT / "configs" / "gan" / "grid25_best.yaml",
+    cfg = configlib.load(CONFIGS / "gan" / "grid25_best.yaml",
                          [f"seed={seed}", "train.snapshot_every=0", "train.eval_every=0",
                           "train.checkpoint_every=1000000"])
     with tempfile.TemporaryDirectory() as out:
@@ -201,7 +201,7 @@ def main() -> None:
     if args.floors_only:
         rows = []
         for name in datasets:
-            cfg = configlib.load(ROOT / "configs" / "diffusion" / f"{name}.yaml")
+            cfg = configlib.load(CONFIGS / "diffusion" / f"{name}.yaml")
             floor = real_floor(make_data(cfg.data))
             rows.append({"data": name, "draws": floor["draws"],
                          **{k: pm(floor, k) for k in ("emd", *MODE_KEYS) if k in floor}})

@@ -26,7 +26,7 @@ import torch.nn as nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from common import fmt, markdown  # noqa: E402
+from common import CONFIGS, fmt, markdown  # noqa: E402
 from fewlabels import config as configlib  # noqa: E402
 from fewlabels.data.config import make_data  # noqa: E402
 from fewlabels.data.toy2d import make_points  # noqa: E402
@@ -122,7 +122,7 @@ def main() -> None:
     ap.add_argument("--speed-only", action="store_true", help="only the speed table")
     ap.add_argument("--floors-only", action="store_true", help="only the real-data floors (no training)")
     args = ap.parse_args()
-    files = sorted((ROOT / "configs" / "gan").glob("*.yaml"))
+    files = sorted((CONFIGS / "gan").glob("*.yaml"))
     files = [f for f in files if f.stem.split("_")[0] in ("ring8", "grid25")]
     if args.only:
         files = [f for f in files if f.stem in args.only]
@@ -154,7 +154,7 @@ def main() -> None:
 
     speed = []
     # Same algorithm on both sides (non-saturating loss, no penalty), same networks and batch.
-    path = ROOT / "configs" / "gan" / "grid25_nonsaturating.yaml"
+    path = CONFIGS / "gan" / "grid25_nonsaturating.yaml"
     batch = configlib.load(path).train.batch_size
     for width in (128, 64):
         plain = plain_loop_steps_per_second(width, 3, batch, args.speed_steps)

@@ -22,7 +22,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from common import markdown  # noqa: E402
+from common import CONFIGS, markdown  # noqa: E402
 from fewlabels import checkpoint  # noqa: E402
 from fewlabels import config as configlib  # noqa: E402
 from fewlabels.loop import build_experiment, open_run, train  # noqa: E402
@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     overrides = [f"seed={args.seed}"] + ([f"train.steps={args.steps}"] if args.steps else [])
-    cfg = configlib.load(ROOT / "configs" / "gan" / "digits_dcgan.yaml", overrides)
+    cfg = configlib.load(CONFIGS / "gan" / "digits_dcgan.yaml", overrides)
     torch.set_num_threads(cfg.train.threads)
     checkpoint.seed_everything(cfg.seed)
     untrained = build_experiment(cfg, torch.device("cpu")).evaluate()

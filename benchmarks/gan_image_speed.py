@@ -25,6 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from common import CONFIGS as SHIPPED  # noqa: E402
 from common import markdown  # noqa: E402
 from fewlabels import checkpoint  # noqa: E402
 from fewlabels import config as configlib  # noqa: E402
@@ -48,7 +49,7 @@ def sync(device: torch.device) -> None:
 
 def time_steps(name: str, options: list[str], device: torch.device, warmup: int, steps: int,
                extra: list[str]) -> dict:
-    cfg = configlib.load(ROOT / "configs" / "gan" / f"{name}.yaml", [*CONFIGS[name], *extra, *options])
+    cfg = configlib.load(SHIPPED / "gan" / f"{name}.yaml", [*CONFIGS[name], *extra, *options])
     checkpoint.seed_everything(cfg.seed)
     exp = build_experiment(cfg, device)
     t0 = time.perf_counter()

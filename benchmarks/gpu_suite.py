@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import markdown  # noqa: E402
+from common import CONFIGS, markdown  # noqa: E402
 
 SAMPLES = 10_000
 GRACE_SECONDS = 90  # after SIGTERM, time to finish the step and write the checkpoint
@@ -112,7 +112,7 @@ def read_json(path: Path) -> dict | None:
 def run_job(name: str, job: dict, out: Path, seconds: float, args) -> dict:
     """Train (or resume) one job for at most `seconds`, then sample and score it once it has finished."""
     run = out / name
-    config = ROOT / "configs" / job["config"]
+    config = CONFIGS / job["config"]
     overrides = list(job["smoke"] if args.smoke else job["gpu"])
     if args.data_root and job["kind"] == "image":
         overrides.append(f"data.root={args.data_root}")
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in JOBS]
     if unknown:
         p.error(f"unknown job {unknown[0]!r}; valid: {', '.join(JOBS)}")
-    todo = [n for n in names if not (JOBS[n].get("optional") and not (ROOT / "configs" / JOBS[n]["config"]).exists())]
+    todo = [n for n in names if not (JOBS[n].get("optional") and not (CONFIGS / JOBS[n]["config"]).exists())]
     deadline = time.perf_counter() + args.budget
     rows = []
     for i, name in enumerate(todo):

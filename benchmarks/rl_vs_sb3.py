@@ -45,7 +45,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from common import markdown  # noqa: E402
+from common import CONFIGS, markdown  # noqa: E402
 from fewlabels import config as configlib  # noqa: E402
 from fewlabels.loop import train  # noqa: E402
 from fewlabels.rl.deep.report import evaluations  # noqa: E402
@@ -77,7 +77,7 @@ LIKE_FOR_LIKE_OVERRIDES = {"dqn": ["agent.double=false"]}
 
 
 def load_config(name: str, seed: int, overrides: list[str] = ()):
-    return configlib.load(ROOT / "configs" / "rl" / f"{name}.yaml", [
+    return configlib.load(CONFIGS / "rl" / f"{name}.yaml", [
         f"seed={seed}", f"train.eval_every={EVAL_EVERY}", f"eval.episodes={EVAL_EPISODES}", f"eval.seed={EVAL_SEED}",
         "eval.gif=false", "train.checkpoint_every=100000000", *overrides])
 

@@ -85,3 +85,25 @@ def test_runs_of_different_seeds_share_the_digits_test_split_and_the_feature_cla
         feats.append(net.outputs(a.held)[0])
     classifier._CACHE.clear()
     assert np.array_equal(feats[0], feats[1])
+
+
+def test_labelled_sampling_draws_the_images_sample_draws_with_their_labels():
+    """The conditional path's data (issue 13): the same indices from the same stream as `sample`."""
+    import torch
+
+    from fewlabels.data.images import ImageData
+
+    rng = np.random.default_rng(0)
+    train = rng.uniform(-1, 1, (50, 1, 4, 4)).astype(np.float32)
+    labels = np.arange(50) % 3
+    data = ImageData(train, train[:5], labels, labels[:5], name="toy")
+    x = data.sample(16, torch.Generator().manual_seed(7))
+    xl, y = data.sample_labelled(16, torch.Generator().manual_seed(7))
+    assert torch.equal(x, xl) and y.dtype == torch.int64
+    idx = [int(np.flatnonzero((train == im.numpy()).all(axis=(1, 2, 3)))[0]) for im in xl]
+    assert y.tolist() == labels[idx].tolist()
+    assert data.classes == 3 and np.allclose(data.class_frequencies(), [17 / 50, 17 / 50, 16 / 50])
+    unlabelled = ImageData(train, train[:5], name="toy")
+    assert unlabelled.classes == 0
+    with pytest.raises(UserError, match="needs labelled images, but the 'toy' data has no labels"):
+        unlabelled.sample_labelled(4, torch.Generator())

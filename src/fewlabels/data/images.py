@@ -56,6 +56,34 @@ class ImageData:
         idx = torch.randint(len(self.train), (n,), generator=generator, device=dev)
         return self._on[dev][idx]
 
+    @property
+    def classes(self) -> int:
+        """How many classes the labels name (0 for images without labels)."""
+        return 0 if self.train_labels is None else int(self.train_labels.max()) + 1
+
+    def class_frequencies(self) -> np.ndarray:
+        """The share of each class among the training images (for sampling labels as the data has them)."""
+        self._need_labels("class frequencies")
+        return np.bincount(self.train_labels, minlength=self.classes) / len(self.train_labels)
+
+    def sample_labelled(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """n training images with their labels: the same draw as `sample` (same indices from the
+        same stream), so a class-conditional run sees the images an unconditional one would."""
+        self._need_labels("class-conditional training")
+        dev = generator.device
+        if ("labels", dev) not in self._on:
+            self._on[("labels", dev)] = torch.from_numpy(self.train_labels.astype(np.int64)).to(dev)
+        if dev not in self._on:
+            self._on[dev] = self._train_t.to(dev)
+        idx = torch.randint(len(self.train), (n,), generator=generator, device=dev)
+        return self._on[dev][idx], self._on[("labels", dev)][idx]
+
+    def _need_labels(self, what: str) -> None:
+        if self.train_labels is None:
+            raise UserError(f"{what} needs labelled images, but the {self.name!r} data has no labels; use a labelled "
+                            "set (digits, fashion_mnist, mnist, cifar10, folder with one subfolder per class) or "
+                            "an unconditional model")
+
     def holdout(self, n: int, seed: int | None = None) -> np.ndarray:
         """Up to n held-out images: the first n (the same ones every time), or n chosen without
         replacement by `seed`."""

@@ -26,6 +26,8 @@ import numpy as np
 
 from fewlabels.errors import UserError
 
+RL_FAMILIES = ("tabular", "dqn", "pg")  # the families whose runs act in an environment
+
 
 def configs() -> dict[str, str]:
     """The shipped configs by name ("gan/grid25_best"), each with its one-line description."""
@@ -108,7 +110,7 @@ class Run:
         `episodes` greedy episodes, default eval.episodes)."""
         if episodes is None:
             return self.experiment.evaluate()
-        if self.cfg.family not in ("tabular", "dqn", "pg"):
+        if self.cfg.family not in RL_FAMILIES:
             raise UserError(f"episodes (--episodes) applies to RL runs; {str(self.path)!r} is a {self.cfg.family} "
                             "run, evaluated on eval.samples samples (--set eval.samples=N)")
         return self.experiment.evaluate(episodes=int(episodes))
@@ -119,7 +121,7 @@ class Run:
         if self.cfg.family == "tabular":
             policy = exp.greedy_policy()
             return policy[observation] if np.ndim(observation) == 0 else policy[np.asarray(observation)]
-        if self.cfg.family not in ("dqn", "pg"):
+        if self.cfg.family not in RL_FAMILIES:
             raise UserError(f"act is for RL runs; {str(self.path)!r} is a {self.cfg.family} run (use sample)")
         obs = np.asarray(observation, dtype=np.uint8 if exp.pixels else np.float32)
         single = obs.shape == exp.obs_shape

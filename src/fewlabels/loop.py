@@ -136,7 +136,8 @@ def train(cfg: Any, out: str, device: str = "auto", stop_raises: bool = False) -
     if distributed.world_size() > 1 and not getattr(cfg, "DISTRIBUTED", False):
         raise UserError(f"family {cfg.family!r} does not train under torchrun yet; run it as one process")
     main = distributed.is_main()  # rank 0 alone writes the run directory
-    done = RunDir(out).check(cfg).completed(cfg.train.steps)
+    run = RunDir(out).check(cfg)  # every rank: the same decisions (and cfg's inherited horizon)
+    done = run.completed(cfg.train.steps)
     if done is not None:  # nothing to train: the run directory is left exactly as it is
         if main:
             print(f"fewlabels: {out} is complete (step {done['steps']} of {cfg.train.steps}); nothing to do; "
@@ -150,7 +151,7 @@ def train(cfg: Any, out: str, device: str = "auto", stop_raises: bool = False) -
     # checkpoint restored: a typo in data.path, or a corrupt checkpoint, changes nothing on disk.
     exp = build_experiment(cfg, dev)
     start = 0
-    latest = RunDir(out).latest_checkpoint()
+    latest = run.latest_checkpoint()
     if latest is not None:
         start = restore(exp, cfg, latest)
         print(f"fewlabels: resuming {out} from step {start} ({latest.name})", file=sys.stderr)
@@ -158,8 +159,8 @@ def train(cfg: Any, out: str, device: str = "auto", stop_raises: bool = False) -
             print(f"fewlabels: its schedules (learning rate, ε, clip) run over the first {t.horizon} steps "
                   f"(train.schedule_steps: by default the length it started with) and hold their final values "
                   f"to step {t.steps}", file=sys.stderr)
-    run = RunDir.open(out, cfg) if main else RunDir(out)
     if main:
+        run.create(cfg)
         run.truncate_metrics(start)
         if getattr(exp, "data", None) is not None:
             from fewlabels.data.config import shape_of

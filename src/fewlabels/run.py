@@ -45,7 +45,7 @@ def write_json_atomic(path: Path, obj: Any, what: str = "JSON file") -> None:
 
 
 class RunDir:
-    """A run directory; `open` creates it or checks that it holds the same experiment."""
+    """A run directory; `check` says whether a config may train in it, `create` writes it."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -59,17 +59,14 @@ class RunDir:
         self.wall_offset = 0.0  # wall seconds already spent before a resume
         self._t0 = time.perf_counter()
 
-    @classmethod
-    def open(cls, root: str | Path, cfg: Any) -> RunDir:
-        """Create the run directory for `cfg`, or check that the one there holds the same run
-        (`check`), then write `cfg` as its config.yaml."""
-        run = cls(Path(root)).check(cfg)
+    def create(self, cfg: Any) -> RunDir:
+        """Make the run's folders and write `cfg` as its config.yaml (after `check` accepted it)."""
         valid = "choose an --out in a folder you can write to"
-        files.make_dir(run.root, "run folder", valid)
-        files.make_dir(run.checkpoints, "run folder", valid)
-        files.make_dir(run.samples, "run folder", valid)
-        files.write_text_atomic(run.config_path, configlib.dump(cfg), "run config", valid)
-        return run
+        files.make_dir(self.root, "run folder", valid)
+        files.make_dir(self.checkpoints, "run folder", valid)
+        files.make_dir(self.samples, "run folder", valid)
+        files.write_text_atomic(self.config_path, configlib.dump(cfg), "run config", valid)
+        return self
 
     def check(self, cfg: Any) -> RunDir:
         """Refuse `cfg` if this directory holds a started run of another config; writes nothing

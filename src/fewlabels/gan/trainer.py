@@ -26,6 +26,14 @@ STANDING_SEED = EVAL_SEED + 3  # z for the EMA generator's batch-norm statistics
 STANDING_BATCHES = 16
 
 
+def _mean_of(chunks: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """The logged values of an accumulated update: each key's mean over its chunks (with one chunk,
+    the values themselves: no work added to the step)."""
+    if len(chunks) == 1:
+        return chunks[0]
+    return {key: torch.stack([c[key] for c in chunks]).mean() for key in chunks[0]}
+
+
 def _set_requires_grad(params: list[Tensor], flag: bool) -> None:
     for p in params:
         p.requires_grad_(flag)
@@ -101,7 +109,7 @@ class GANExperiment:
             # The critic's loss sees fake.detach(): G's graph is only kept for a batch G's step reuses.
             keep_graph = self.reuse_fake and i == cfg.train.n_critic - 1
             self.opt_D.zero_grad(set_to_none=True)
-            logs = {}
+            chunk_logs = []
             for real, z in zip(reals, zs):
                 if self.progressive:
                     real = progan.real_at_stage(real, *self.stage, self.G.levels)
@@ -110,10 +118,10 @@ class GANExperiment:
                 with self._precision(), torch.set_grad_enabled(keep_graph):
                     fake = self._G(z)
                 with self._precision():
-                    loss_d, chunk_logs = self._discriminator_loss(real, fake)
+                    loss_d, logs = self._discriminator_loss(real, fake)
                 (loss_d / k).backward()  # the mean over k equal chunks is the mean over the batch
-                for key, value in chunk_logs.items():
-                    logs[key] = logs.get(key, 0) + value / k
+                chunk_logs.append(logs)
+            logs = _mean_of(chunk_logs)
             average_gradients(self._d_params)
             self.opt_D.step()
             if cfg.loss.constraint == "clip":
@@ -125,7 +133,7 @@ class GANExperiment:
             shard(torch.randn(B * k, cfg.model.z_dim, generator=self.gen, device=self.device)).chunk(k)
         _set_requires_grad(self._d_params, False)
         self.opt_G.zero_grad(set_to_none=True)
-        loss_g_mean = 0
+        losses_g = []
         for z in zs:
             if z is not None:
                 with self._precision():
@@ -133,7 +141,7 @@ class GANExperiment:
             with self._precision():
                 loss_g = self.g_loss(self._D(fake).float())
             (loss_g / k).backward()
-            loss_g_mean = loss_g_mean + loss_g.detach() / k
+            losses_g.append({"loss_g": loss_g.detach()})
         average_gradients(self._g_params)
         self.opt_G.step()
         _set_requires_grad(self._d_params, True)
@@ -146,7 +154,7 @@ class GANExperiment:
             with torch.no_grad():
                 torch._foreach_lerp_(self._ema_params, self._g_params, 1 - decay)
             self._standing_fresh = False
-        logs["loss_g"] = loss_g_mean
+        logs.update(_mean_of(losses_g))
         return logs
 
     def _discriminator_loss(self, real: Tensor, fake: Tensor) -> tuple[Tensor, dict[str, Tensor]]:

@@ -42,6 +42,10 @@ def test_demo_quick_writes_one_page_linking_the_runs(tmp_path, capsys):
     assert "4×4, shown enlarged" in index and "8×8 at α = 0.40" in index
     assert (root / "digits_progan_growth.png").stat().st_size > 1000
     assert 'href="digits_progan/report.html"' in index and (root / "digits_progan" / "report.html").is_file()
+    # BigGAN: asked for each digit, with class consistency beside the real held-out digits' score
+    assert "BigGAN: a class-conditional GAN" in index and "class consistency %" in index
+    assert (root / "digits_biggan" / "samples" / "per_class.png").stat().st_size > 1000
+    assert (root / "digits_biggan" / "samples" / "truncation_strip.png").stat().st_size > 1000
     # diffusion: both processes, the comparison with the GAN, DDIM's table, in this order
     titles = ["Diffusion: the forward and the reverse process", "Diffusion next to the GAN", "DDIM: fewer steps"]
     at = [index.index(f"<h2>{t}</h2>") for t in titles]

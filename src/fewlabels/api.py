@@ -27,6 +27,7 @@ import numpy as np
 from fewlabels.errors import UserError
 
 RL_FAMILIES = ("tabular", "dqn", "pg")  # the families whose runs act in an environment
+TRUNCATIONS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)  # the truncation curve's thresholds
 
 
 def configs() -> dict[str, str]:
@@ -97,13 +98,39 @@ class Run:
         """The rows of metrics.jsonl: training logs (`kind` "train") and evaluations ("eval")."""
         return self._run.read_metrics()
 
-    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+    def sample(self, n: int, seed: int = 0, label: int | None = None, truncation: float | None = None) -> np.ndarray:
         """n samples in data space, float32: (n, D) points or (n, C, H, W) images in [-1, 1].
         Sampling settings (a diffusion sampler, say) are chosen when loading:
-        `fewlabels.load(path, sampler={"name": "ddim", "steps": 50})`."""
+        `fewlabels.load(path, sampler={"name": "ddim", "steps": 50})`. GANs: `label` asks a
+        conditional run for one class (else classes are balanced: sample_labelled says which);
+        `truncation` T draws z from the normal truncated to |z_i| ≤ T (BigGAN's trick)."""
+        return self.sample_labelled(n, seed, label, truncation)[0]
+
+    def sample_labelled(self, n: int, seed: int = 0, label: int | None = None,
+                        truncation: float | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """`sample`, with the labels a conditional GAN was asked for (None for other runs)."""
         if n < 1:
             raise UserError(f"n is {n}; give a positive number of samples")
-        return np.asarray(self.experiment.sample(int(n), seed=int(seed)), dtype=np.float32)
+        exp = self.experiment
+        if not hasattr(exp, "sample_labelled"):
+            if label is not None or truncation is not None:
+                raise UserError(f"a class (--class) and a truncation (--truncation) apply to GAN runs; "
+                                f"{str(self.path)!r} is a {self.cfg.family} run")
+            return np.asarray(exp.sample(int(n), seed=int(seed)), dtype=np.float32), None
+        x, labels = exp.sample_labelled(int(n), seed=int(seed), label=label, truncation=truncation)
+        return np.asarray(x, dtype=np.float32), labels
+
+    def truncation_curve(self, values: Sequence[float] = TRUNCATIONS) -> list[dict]:
+        """A GAN's metrics (eval.*) against the truncation T of its z, one row per T: BigGAN's
+        trade of variety (recall, FID) for typicality (precision, class consistency)."""
+        exp = self.experiment
+        if not hasattr(exp, "sample_labelled"):
+            raise UserError(f"the truncation curve is for GAN runs; {str(self.path)!r} is a {self.cfg.family} run")
+        rows = []
+        for t in values:
+            x, labels = exp.sample_labelled(exp.metrics.count(), truncation=float(t))
+            rows.append({"truncation": float(t), **exp.metrics.score(x, labels)})
+        return rows
 
     def evaluate(self, episodes: int | None = None) -> dict[str, float]:
         """The run's metrics computed afresh (the family's sample metrics; RL: the mean return of

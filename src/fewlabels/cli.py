@@ -46,15 +46,20 @@ def _cmd_sample(args) -> int:
     check_seed(args.seed)
     valid = "give --out a .npy path in an existing folder you can write to"
     files.check_writable(args.out, "output file", valid)  # before the slow part
-    samples = api.load(args.run, args.device, sets=args.set or []).sample(args.n, seed=args.seed)
+    samples, labels = api.load(args.run, args.device, sets=args.set or []).sample_labelled(
+        args.n, seed=args.seed, label=args.label, truncation=args.truncation)
     files.save_npy_atomic(args.out, samples, "output file", valid)
     result = {"out": args.out, "shape": list(samples.shape)}
-    if samples.ndim == 4:  # images: a PNG grid beside the array (at most 256 of them)
+    if labels is not None and args.label is None:  # balanced classes: which sample is which
+        result["labels"] = str(Path(args.out).with_suffix(".labels.npy"))
+        files.save_npy_atomic(result["labels"], labels, "labels file", valid)
+    if samples.ndim == 4:  # images: a PNG grid beside the array (at most 256 of them; one class a column)
         from fewlabels.viz.plots import image_grid
 
         grid = Path(args.out).with_suffix(".png")
+        columns = int(labels.max()) + 1 if labels is not None and args.label is None else 16
         with files.user_file(grid, "sample grid", "written", valid):
-            image_grid(samples[:256], grid, columns=min(16, len(samples)))
+            image_grid(samples[:256 // columns * columns], grid, columns=min(columns, len(samples)))
         result["grid"] = str(grid)
     print(json.dumps(result))
     return 0
@@ -64,6 +69,28 @@ def _cmd_eval(args) -> int:
     from fewlabels import api
 
     print(json.dumps(api.load(args.run, args.device, sets=args.set or []).evaluate(episodes=args.episodes)))
+    return 0
+
+
+def _cmd_truncation(args) -> int:
+    from fewlabels import api
+    from fewlabels.viz.plots import truncation_curve
+
+    values = args.values or list(api.TRUNCATIONS)
+    for t in values:
+        if not t > 0:
+            raise UserError(f"--values has {t}; truncations must be positive, e.g. 0.25 0.5 1 2")
+    out = Path(args.out)
+    if out.suffix != ".png":
+        raise UserError(f"--out {args.out!r} must end in .png")
+    valid = "give --out a .png path in an existing folder you can write to"
+    files.check_writable(out, "figure", valid)
+    rows = api.load(args.run, args.device, sets=args.set or []).truncation_curve(values)
+    with files.user_file(out, "figure", "written", valid):
+        truncation_curve(rows, out)
+    table = out.with_suffix(".json")
+    files.write_text_atomic(table, json.dumps(rows, indent=1), "truncation table", valid)
+    print(json.dumps({"figure": str(out), "table": str(table), "rows": rows}))
     return 0
 
 
@@ -132,11 +159,18 @@ def parser() -> argparse.ArgumentParser:
     s = _sub(sub, "sample", "draw N samples from a trained run into a .npy file", (
         "  fewlabels sample runs/grid25_best --n 1000 --out points.npy\n"
         "  fewlabels sample runs/digits --n 64 --out digits.npy          # and digits.png, a grid\n"
+        "  fewlabels sample runs/digits_biggan --n 100 --out sevens.npy --class 7 --truncation 0.5\n"
         "  fewlabels sample runs/dgrid25 --n 1000 --out ddim.npy --set sampler.name=ddim --set sampler.steps=50"))
     s.add_argument("run", help="a run directory written by `fewlabels train`")
     s.add_argument("--n", type=int, required=True, help="how many samples (required)")
     s.add_argument("--out", required=True, help="the .npy file to write (required); images also get a .png grid")
     s.add_argument("--seed", type=int, default=0, help="the sampling seed (default: 0)")
+    s.add_argument("--class", dest="label", type=int, metavar="K",
+                   help="conditional GANs: class K for every sample (default: classes balanced, their labels "
+                        "written beside the samples as OUT.labels.npy)")
+    s.add_argument("--truncation", type=float, metavar="T",
+                   help="GANs: z from the normal truncated to |z_i| <= T, by resampling (BigGAN's truncation "
+                        "trick; smaller T: more typical, less varied; default: no truncation)")
     s.add_argument("--device", **device)
     s.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="sample another way than the run was trained to, e.g. --set sampler.name=ddim --set "
@@ -155,6 +189,20 @@ def parser() -> argparse.ArgumentParser:
                    help="evaluate under another protocol, e.g. eval.samples=10000 (eval.* keys, and diffusion's "
                         "sampler.*; default: the run's own)")
     e.set_defaults(func=_cmd_eval)
+
+    tr = _sub(sub, "truncation", "a GAN's FID, precision, recall and class consistency against the truncation T", (
+        "  fewlabels truncation runs/digits_biggan                   # T = 0.25 ... 2.0, truncation.png\n"
+        "  fewlabels truncation runs/fashion_biggan --values 0.5 1 2 --out fashion_t.png "
+        "--set eval.extractor=inception"))
+    tr.add_argument("run", help="a GAN run directory written by `fewlabels train`")
+    tr.add_argument("--values", type=float, nargs="+", metavar="T",
+                    help="the thresholds (default: 0.25 0.5 0.75 1.0 1.5 2.0)")
+    tr.add_argument("--out", default="truncation.png",
+                    help="the figure (default: truncation.png); the rows also go to the same name .json")
+    tr.add_argument("--device", **device)
+    tr.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="evaluate under another protocol, e.g. eval.extractor=inception (default: the run's own)")
+    tr.set_defaults(func=_cmd_truncation)
 
     pl = _sub(sub, "plan", "exact planning on the grid world or a toy-text environment: values, policy, sweeps", (
         "  fewlabels plan                                       # the lecture's 4x4 grid, optimal policy\n"

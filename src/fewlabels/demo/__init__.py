@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fewlabels import files
 from fewlabels.demo.diffusion import diffusion_part
-from fewlabels.demo.gan import adversarial_part, digits_gan_part, digits_progan_part
+from fewlabels.demo.gan import adversarial_part, digits_biggan_part, digits_gan_part, digits_progan_part
 from fewlabels.demo.rl import deep_rl_part, gridworld_part
 from fewlabels.report import page
 
@@ -23,6 +23,7 @@ def demo(out: str = "runs/demo", quick: bool = False) -> str:
     sections = adversarial_part(root, quick)
     sections += digits_gan_part(root, quick)
     sections += digits_progan_part(root, quick)
+    sections += digits_biggan_part(root, quick)
     sections += diffusion_part(root, quick)
     sections += gridworld_part(root, quick)
     sections += deep_rl_part(root, quick)

@@ -21,7 +21,8 @@ class DataConfig(SharedDataConfig):
 
 @dataclass
 class ModelConfig:
-    name: Literal["mlp", "dcgan", "progan"] = "mlp"  # mlp for points; dcgan or progan (growing) for images
+    # mlp for points; dcgan, progan (growing) or biggan (class-conditional, residual) for images
+    name: Literal["mlp", "dcgan", "progan", "biggan"] = "mlp"
     z_dim: int = field(default=2, metadata={"ge": 1})
     width: int = field(default=128, metadata={"ge": 1})
     depth: int = field(default=3, metadata={"ge": 1})  # hidden layers
@@ -30,6 +31,12 @@ class ModelConfig:
     # progan: real images per phase; 4x4 trains one phase, then each level fades in over one phase
     # (α from 0 to 1) and trains one more at α = 1 (Karras et al.: 800k images per phase)
     phase_images: int = field(default=100_000, metadata={"ge": 1})
+    # Class-conditional G(z, y) and D(x, y) on labelled images (gan/nets/conditional.py; biggan is
+    # conditional by construction): G's fake labels drawn uniformly or as the data has them.
+    conditional: bool = False
+    labels: Literal["data", "uniform"] = "data"
+    embed_dim: int = field(default=128, metadata={"ge": 1})  # G's class embedding (BigGAN: the shared one)
+    attention: int = field(default=0, metadata={"ge": 0})  # biggan: side of the self-attention block; 0 = none
 
 
 @dataclass
@@ -44,6 +51,9 @@ class LossConfig:
     r1_weight: float = field(default=0.0, metadata={"ge": 0})
     # ProGAN's drift term ε·E[D(x)²] keeping the critic's output near zero (0.001 in the paper)
     drift: float = field(default=0.0, metadata={"ge": 0})
+    # BigGAN's orthogonal regularisation of G, β ‖W Wᵀ ⊙ (1 − I)‖²_F over G's weights but its
+    # class embeddings (β = 1e-4 in the paper); 0 disables.
+    ortho_g: float = field(default=0.0, metadata={"ge": 0})
 
 
 @dataclass
@@ -118,11 +128,21 @@ class GANConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def validate(self) -> None:
-        want = ("dcgan", "progan") if self.data.is_image else ("mlp",)
+        want = ("dcgan", "progan", "biggan") if self.data.is_image else ("mlp",)
         if self.model.name not in want:
             kind = "images" if self.data.is_image else "points"
             raise UserError(f"model.name is {self.model.name!r} but data.name {self.data.name!r} holds {kind}; "
                             f"use model.name: {' or '.join(want)}")
+        if self.model.conditional and not self.data.is_image:
+            raise UserError(f"model.conditional is true but data.name {self.data.name!r} holds points without labels; "
+                            "conditional training needs labelled images (digits, fashion_mnist, mnist, cifar10, or "
+                            "images/folder with labels)")
+        if self.model.name == "biggan" and not self.model.conditional:
+            raise UserError("model.name is 'biggan' but model.conditional is false; BigGAN is class-conditional: "
+                            "set model.conditional: true (and use labelled images), or use model.name dcgan")
+        if self.model.name == "biggan" and self.loss.constraint not in ("none", "sn"):
+            raise UserError(f"loss.constraint is {self.loss.constraint!r} but BigGAN's D carries spectral norm "
+                            "itself; use loss.constraint: sn (or none, the same here)")
         if self.train.channels_last and not self.data.is_image:
             raise UserError(f"train.channels_last is for images but data.name {self.data.name!r} holds points; "
                             "remove it or use image data")

@@ -35,9 +35,12 @@ def add_spectral_norm(module: nn.Module) -> nn.Module:
     """SN-GAN (Miyato et al. 2018): W <- W / σ(W), σ(W) the largest singular value, estimated by one
     power iteration per forward. A linear layer is then 1-Lipschitz. For a convolution σ is that of
     the kernel reshaped to (out, in·k·k), as in the paper: an approximation that does not bound the
-    convolution's own operator norm by 1."""
+    convolution's own operator norm by 1. A conditional D's class embedding is normalised too (SN-GAN's
+    projection discriminator); layers that already carry spectral norm (BigGAN's) are left as they are."""
     for name, child in module.named_children():
-        if isinstance(child, nn.Linear | nn.Conv2d):
+        if nn.utils.parametrize.is_parametrized(child, "weight"):
+            continue
+        if isinstance(child, nn.Linear | nn.Conv2d | nn.Embedding):
             setattr(module, name, nn.utils.parametrizations.spectral_norm(child))
         else:
             add_spectral_norm(child)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from fewlabels.metrics.floors import mean_std
 from fewlabels.report import Section, read_snapshots, table
 from fewlabels.viz import plots
@@ -38,19 +40,44 @@ def image_sections(exp, run, rows: list[dict], snaps: list[dict]) -> list[Sectio
                            text=" → ".join(f"{side >> (exp.G.levels - k)}×{side >> (exp.G.levels - k)}"
                                            for k in sorted(levels))
                            + " (lower resolutions shown enlarged): the Progressive GAN's growth, as in the lecture."))
-    grid = plots.image_grid(exp.sample(64, seed=7), run.samples / "samples.png", "64 samples (EMA generator)")
-    out.append(Section("Samples", image=grid))
+    if exp.conditional:
+        out += conditional_sections(exp, run)
+    else:
+        grid = plots.image_grid(exp.sample(64, seed=7), run.samples / "samples.png", "64 samples (EMA generator)")
+        out.append(Section("Samples", image=grid))
     evals = [r for r in rows if "fd" in r]
     if evals:
-        floor_keys = ("real_fd", "real_confident_percent", "real_kid", "real_precision", "real_recall")
+        floor_keys = ("real_fd", "real_confident_percent", "real_kid", "real_precision", "real_recall",
+                      "real_class_consistency", "real_intra_fd")
         wanted = ("step", "fd", "real_fd", "confident_percent", "real_confident_percent", "kid", "real_kid",
-                  "precision", "real_precision", "recall", "real_recall")
+                  "precision", "real_precision", "recall", "real_recall", "class_consistency",
+                  "real_class_consistency", "intra_fd", "real_intra_fd")
         out.append(Section("Fréchet distance", html=table(with_floor_columns(evals, floor_keys),
                                                           [k for k in wanted if k in evals[-1]]),
                            text=f"Features: {evals[-1].get('feature_extractor', '')}; "
                                 f"{evals[-1].get('samples_vs_real', '')}. The real_* columns are the floor: "
                                 "real training images against disjoint held-out images, mean ± std over draws."))
     return out
+
+
+STRIP_TRUNCATIONS = (0.25, 0.5, 1.0, 2.0, None)
+
+
+def conditional_sections(exp, run) -> list[Section]:
+    """A conditional GAN's per-class grid (one class a column) and its truncation strip (the same z
+    and class down each column, truncated at each T of STRIP_TRUNCATIONS, one T a row)."""
+    k = exp.classes
+    rows = max(1, 64 // k)
+    per_class, _ = exp.sample_labelled(k * rows, seed=7)
+    grid = plots.image_grid(per_class, run.samples / "per_class.png", f"{rows} samples of each class", columns=k)
+    strip = np.concatenate([exp.sample_labelled(k, seed=8, truncation=t)[0] for t in STRIP_TRUNCATIONS])
+    names = ", ".join("none" if t is None else str(t) for t in STRIP_TRUNCATIONS)
+    fig = plots.image_grid(strip, run.samples / "truncation_strip.png", f"truncation, by row: {names}", columns=k)
+    return [Section("Samples by class", image=grid, text="Column k: samples the generator was asked for class k."),
+            Section("Truncation strip", image=fig,
+                    text=f"Rows: z truncated to |z_i| ≤ T by resampling, T = {names} (top to bottom); the "
+                         "same z and class down each column. Small T: typical, alike; large T: varied. "
+                         "`fewlabels truncation RUN` measures the trade.")]
 
 
 def sections(exp, run) -> list[Section]:

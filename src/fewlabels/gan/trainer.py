@@ -15,6 +15,8 @@ from fewlabels import files
 from fewlabels.checkpoint import model_signature
 from fewlabels.data.config import make_data
 from fewlabels.distributed import average_gradients, shard
+from fewlabels.errors import UserError
+from fewlabels.gan.biggan_parts import add_orthogonal_gradient_, truncated_normal
 from fewlabels.gan.config import GANConfig
 from fewlabels.gan.lipschitz import add_spectral_norm, clip_weights_, gradient_penalty, r1_penalty
 from fewlabels.gan.losses import LOSSES
@@ -24,6 +26,7 @@ from fewlabels.metrics.samples import SampleMetrics
 EVAL_SEED = 2024  # fixed noise for evaluation: never drawn from the training streams (FLOOR_SEED = +1)
 STANDING_SEED = EVAL_SEED + 3  # z for the EMA generator's batch-norm statistics (+2: snapshots)
 STANDING_BATCHES = 16
+SAMPLE_CHUNK = 1000
 
 
 def _mean_of(chunks: list[dict[str, Tensor]]) -> dict[str, Tensor]:
@@ -32,6 +35,16 @@ def _mean_of(chunks: list[dict[str, Tensor]]) -> dict[str, Tensor]:
     if len(chunks) == 1:
         return chunks[0]
     return {key: torch.stack([c[key] for c in chunks]).mean() for key in chunks[0]}
+
+
+def _chunks(x: Tensor | None, k: int) -> list[Tensor | None]:
+    """This rank's slice of a global batch, in k chunks (k Nones for the labels of an unconditional run)."""
+    return [None] * k if x is None else list(shard(x).chunk(k))
+
+
+def _call(net: nn.Module, x: Tensor, y: Tensor | None) -> Tensor:
+    """net(x), or net(x, y) with the labels of a conditional run."""
+    return net(x) if y is None else net(x, y)
 
 
 def _set_requires_grad(params: list[Tensor], flag: bool) -> None:
@@ -46,6 +59,12 @@ class GANExperiment:
         self.is_image = cfg.data.is_image
         m = cfg.model
         self.progressive = m.name == "progan"
+        self.conditional = m.conditional
+        if self.conditional:  # G's labels: uniform, or drawn as the data has them
+            freq = self.data.class_frequencies()  # one sentence if the data has no labels
+            self.classes = len(freq)
+            probs = np.full(self.classes, 1 / self.classes) if m.labels == "uniform" else freq
+            self.label_probs = torch.as_tensor(probs, dtype=torch.float32, device=device)
         G, self.D = build_players(m, self.data)  # gan/nets/: one module per architecture
         self.G = G.to(device)
         if cfg.loss.constraint == "sn":
@@ -73,6 +92,14 @@ class GANExperiment:
         self._d_params = list(self.D.parameters())
         self._g_params = list(self.G.parameters())
         self._ema_params = list(self.G_ema.parameters()) if self.G_ema is not None else []
+        # Spectral norm in G (BigGAN): the EMA copy uses G's power-iteration vectors u, v, as
+        # BigGAN-PyTorch's EMA carries G's buffers; its own would never move in eval mode.
+        self._sn_pairs = [] if self.G_ema is None else [
+            (b_ema, b) for (name, b_ema), (_, b) in zip(self.G_ema.named_buffers(), self.G.named_buffers())
+            if name.endswith(("._u", "._v"))]
+        # BigGAN's orthogonal regularisation: G's matrices and kernels, not its class embeddings.
+        embeddings = {id(p) for mod in self.G.modules() if isinstance(mod, nn.Embedding) for p in mod.parameters()}
+        self._ortho_params = [p for p in self._g_params if p.dim() >= 2 and id(p) not in embeddings]
         # The EMA generator's batch norm needs statistics of its own activations: G's running
         # statistics describe other weights. They are recomputed when the EMA has moved since
         # ("standing statistics"), before the EMA generator samples or is saved.
@@ -86,7 +113,7 @@ class GANExperiment:
         self.gen = torch.Generator(device).manual_seed(cfg.seed)
         e = cfg.eval
         self.metrics = SampleMetrics(self.data, self.is_image, e.samples, e.emd_points, device, e.extractor,
-                                     e.classifier, e.inception)
+                                     e.classifier, e.inception, conditional=self.conditional)
 
     def _optimizer(self, net: nn.Module, lr: float) -> torch.optim.Optimizer:
         o = self.cfg.optim
@@ -104,21 +131,23 @@ class GANExperiment:
         for i in range(cfg.train.n_critic):
             # Under torchrun every rank draws the global batch and keeps its slice (fewlabels.distributed);
             # with train.accumulate = k the batch is k times larger and goes through in k chunks.
-            reals = shard(self.data.sample(B * k, self.gen)).chunk(k)
-            zs = shard(torch.randn(B * k, cfg.model.z_dim, generator=self.gen, device=self.device)).chunk(k)
+            real, y_real = self._draw_real(B * k)
+            reals, ys_real = _chunks(real, k), _chunks(y_real, k)
+            zs = _chunks(torch.randn(B * k, cfg.model.z_dim, generator=self.gen, device=self.device), k)
+            ys_fake = _chunks(self._draw_labels(B * k), k)
             # The critic's loss sees fake.detach(): G's graph is only kept for a batch G's step reuses.
             keep_graph = self.reuse_fake and i == cfg.train.n_critic - 1
             self.opt_D.zero_grad(set_to_none=True)
             chunk_logs = []
-            for real, z in zip(reals, zs):
+            for real, z, y_real, y_fake in zip(reals, zs, ys_real, ys_fake):
                 if self.progressive:
                     real = progan.real_at_stage(real, *self.stage, self.G.levels)
                 if cfg.train.channels_last:
                     real = real.contiguous(memory_format=torch.channels_last)
                 with self._precision(), torch.set_grad_enabled(keep_graph):
-                    fake = self._G(z)
+                    fake = _call(self._G, z, y_fake)
                 with self._precision():
-                    loss_d, logs = self._discriminator_loss(real, fake)
+                    loss_d, logs = self._discriminator_loss(real, fake, y_real, y_fake)
                 (loss_d / k).backward()  # the mean over k equal chunks is the mean over the batch
                 chunk_logs.append(logs)
             logs = _mean_of(chunk_logs)
@@ -129,19 +158,24 @@ class GANExperiment:
 
         # G's turn: on fresh z, or on the last fake batch, whose graph through G is intact and G
         # has not moved since. D's weights are frozen so backward skips their grads.
-        zs = [None] if self.reuse_fake else \
-            shard(torch.randn(B * k, cfg.model.z_dim, generator=self.gen, device=self.device)).chunk(k)
+        if self.reuse_fake:  # the last fake batch, with its labels
+            zs, ys = [None], [y_fake]
+        else:
+            zs = _chunks(torch.randn(B * k, cfg.model.z_dim, generator=self.gen, device=self.device), k)
+            ys = _chunks(self._draw_labels(B * k), k)
         _set_requires_grad(self._d_params, False)
         self.opt_G.zero_grad(set_to_none=True)
         losses_g = []
-        for z in zs:
+        for z, y in zip(zs, ys):
             if z is not None:
                 with self._precision():
-                    fake = self._G(z)
+                    fake = _call(self._G, z, y)
             with self._precision():
-                loss_g = self.g_loss(self._D(fake).float())
+                loss_g = self.g_loss(_call(self._D, fake, y).float())
             (loss_g / k).backward()
             losses_g.append({"loss_g": loss_g.detach()})
+        if cfg.loss.ortho_g > 0:  # BigGAN's orthogonal regularisation: its gradient, once per update
+            add_orthogonal_gradient_(self._ortho_params, cfg.loss.ortho_g)
         average_gradients(self._g_params)
         self.opt_G.step()
         _set_requires_grad(self._d_params, True)
@@ -153,17 +187,32 @@ class GANExperiment:
             decay = 0.0 if since < 1 else min(cfg.train.ema, (1 + since) / (10 + since))
             with torch.no_grad():
                 torch._foreach_lerp_(self._ema_params, self._g_params, 1 - decay)
+                if self._sn_pairs:
+                    torch._foreach_copy_([a for a, _ in self._sn_pairs], [b for _, b in self._sn_pairs])
             self._standing_fresh = False
         logs.update(_mean_of(losses_g))
         return logs
 
-    def _discriminator_loss(self, real: Tensor, fake: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def _draw_real(self, n: int) -> tuple[Tensor, Tensor | None]:
+        """n training images, with their labels for a conditional run."""
+        if self.conditional:
+            return self.data.sample_labelled(n, self.gen)
+        return self.data.sample(n, self.gen), None
+
+    def _draw_labels(self, n: int) -> Tensor | None:
+        """n labels for G (uniform or as the data has them); None for an unconditional run."""
+        if not self.conditional:
+            return None
+        return torch.multinomial(self.label_probs, n, replacement=True, generator=self.gen)
+
+    def _discriminator_loss(self, real: Tensor, fake: Tensor, y_real: Tensor | None = None,
+                            y_fake: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         c = self.cfg.loss
         D_real = self._D
         if c.r1_weight > 0:  # R1 differentiates ∇D(real): that forward must be the eager module's
             real.requires_grad_(True)
             D_real = self.D
-        d_real, d_fake = D_real(real).float(), self._D(fake.detach()).float()
+        d_real, d_fake = _call(D_real, real, y_real).float(), _call(self._D, fake.detach(), y_fake).float()
         loss = self.d_loss(d_real, d_fake)
         logs = {"loss_d": loss.detach()}
         if c.name == "wasserstein":
@@ -171,7 +220,9 @@ class GANExperiment:
             logs["critic_gap"] = (d_real.mean() - d_fake.mean()).detach()
         if c.constraint == "gp":
             eps = torch.rand(self.cfg.train.batch_size, generator=self.gen, device=self.device)
-            gp = gradient_penalty(self.D, real, fake.detach(), shard(eps))
+            # A conditional critic is probed at the real images' labels (x̂ mixes two classes' images).
+            critic = self.D if y_real is None else (lambda x: self.D(x, y_real))
+            gp = gradient_penalty(critic, real, fake.detach(), shard(eps))
             loss = loss + c.gp_weight * gp
             logs["gradient_penalty"] = gp.detach()
         if c.drift > 0:
@@ -263,33 +314,70 @@ class GANExperiment:
             return
         g = torch.Generator(self.device).manual_seed(STANDING_SEED)
         B, z_dim = self.cfg.train.batch_size, self.cfg.model.z_dim
-        standing_statistics_(self.G_ema, (torch.randn(B, z_dim, generator=g, device=self.device)
-                                          for _ in range(STANDING_BATCHES)))
+
+        def batch():  # G's input as in training: z ~ N(0, I), and labels as G is given them
+            z = torch.randn(B, z_dim, generator=g, device=self.device)
+            if not self.conditional:
+                return z
+            return z, torch.multinomial(self.label_probs, B, replacement=True, generator=g)
+
+        standing_statistics_(self.G_ema, (batch() for _ in range(STANDING_BATCHES)))
         self._standing_fresh = True
 
+    def balanced_labels(self, n: int) -> np.ndarray:
+        """0, 1, ..., K-1, 0, 1, ...: n labels with every class as often as the next (±1)."""
+        return np.arange(n, dtype=np.int64) % self.classes
+
+    def check_class(self, label: int | None) -> None:
+        if label is None:
+            return
+        if not self.conditional:
+            raise UserError(f"--class {label} asks for a class, but this run's generator is unconditional "
+                            "(model.conditional: false); leave out --class")
+        if not 0 <= label < self.classes:
+            raise UserError(f"--class is {label}; this run's data has classes 0 to {self.classes - 1}")
+
     @torch.inference_mode()
-    def sample(self, n: int, seed: int = EVAL_SEED) -> np.ndarray:
-        """n samples in data space: points (n, D) or images (n, C, H, W) in [-1, 1]."""
+    def sample_labelled(self, n: int, seed: int = EVAL_SEED, label: int | None = None,
+                        truncation: float | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """n samples in data space (points (n, D) or images (n, C, H, W) in [-1, 1]) and, for a
+        conditional run, their labels: all `label`, or balanced (balanced_labels) without one.
+        truncation: z from the normal truncated to |z_i| ≤ T by resampling (BigGAN's trick)."""
+        self.check_class(label)
         if self.G_ema is not None:
             self._refresh_standing_statistics()
         g = torch.Generator(self.device).manual_seed(seed)
-        z = torch.randn(n, self.cfg.model.z_dim, generator=g, device=self.device)
+        shape = (n, self.cfg.model.z_dim)
+        z = torch.randn(shape, generator=g, device=self.device) if truncation is None else \
+            truncated_normal(shape, truncation, generator=g, device=self.device)
+        labels = None
+        if self.conditional:
+            labels = np.full(n, label, dtype=np.int64) if label is not None else self.balanced_labels(n)
         net = self.sampler
         was_training = net.training
         net.eval()  # batch norm from running statistics: a sample does not depend on its batch
         try:
-            out = net(z).float()
+            # In chunks of SAMPLE_CHUNK: eval-mode outputs do not depend on the batch, and memory
+            # stays bounded (a 28x28 self-attention map is 784 x 196 per image).
+            zs = z.split(SAMPLE_CHUNK)
+            ys = [None] * len(zs) if labels is None else torch.from_numpy(labels).to(self.device).split(SAMPLE_CHUNK)
+            out = torch.cat([_call(net, zc, yc).float() for zc, yc in zip(zs, ys)])
             if self.progressive and out.shape[-1] != self.data.shape[-1]:  # a lower stage, shown at full size
                 out = torch.nn.functional.interpolate(out, size=self.data.shape[1:], mode="nearest")
-            return out.cpu().numpy()
+            return out.cpu().numpy(), labels
         finally:
             net.train(was_training)
+
+    def sample(self, n: int, seed: int = EVAL_SEED) -> np.ndarray:
+        """n samples in data space: points (n, D) or images (n, C, H, W) in [-1, 1] (a conditional
+        run's classes balanced)."""
+        return self.sample_labelled(n, seed)[0]
 
     def real_floor(self) -> dict[str, float]:
         return self.metrics.floor()
 
     def evaluate(self) -> dict[str, float]:
-        return self.metrics.score(self.sample(self.metrics.count()))
+        return self.metrics.score(*self.sample_labelled(self.metrics.count()))
 
     @torch.inference_mode()
     def snapshot(self, step: int, folder: Path) -> None:

@@ -22,8 +22,9 @@ def draw_seed(k: int) -> int:
 
 class SampleMetrics:
     def __init__(self, data, is_image: bool, samples: int, emd_points: int, device: torch.device,
-                 extractor: str = "classifier", classifier: str | None = None, inception: str | None = None):
-        self.data, self.is_image, self.device = data, is_image, device
+                 extractor: str = "classifier", classifier: str | None = None, inception: str | None = None,
+                 conditional: bool = False):
+        self.data, self.is_image, self.device, self.conditional = data, is_image, device, conditional
         self.samples, self.emd_points = samples, emd_points
         self.extractor, self.classifier, self.inception = extractor, classifier, inception
         self._features = None
@@ -40,6 +41,14 @@ class SampleMetrics:
                 from fewlabels.metrics.classifier import ClassifierFeatures
                 self._features = ClassifierFeatures.for_data(self.data, self.classifier, self.device)
         return self._features
+
+    @property
+    def judge(self):
+        """The dataset's classifier (the one behind the classifier FD), which decides class consistency."""
+        if self.extractor == "classifier":
+            return self.features
+        from fewlabels.metrics.classifier import ClassifierFeatures
+        return ClassifierFeatures.for_data(self.data, self.classifier, self.device)
 
     def count(self) -> int:
         """How many generated samples `score` wants."""
@@ -83,8 +92,11 @@ class SampleMetrics:
 
     def _floor_identity(self) -> dict:
         if self.is_image:
-            return {"kind": "images", "data": self.data.identity(), "n": self.count(),
-                    "extractor": self.features.identity, "draws": self.floor_draws}
+            identity = {"kind": "images", "data": self.data.identity(), "n": self.count(),
+                        "extractor": self.features.identity, "draws": self.floor_draws}
+            if self.conditional:
+                identity.update(conditional=True, judge=self.judge.identity)
+            return identity
         return {"kind": "points", "data": self.data.identity(), "emd_points": self.emd_points,
                 "samples": self.samples if self.data.modes is not None else 0, "draws": self.floor_draws}
 
@@ -105,15 +117,29 @@ class SampleMetrics:
         # When the draws cover the whole held-out set, it is the set `score` compares against: disk-cached
         # for InceptionV3 (training subsets are not: each is used once, and the floor itself is cached).
         held = features.embed(data.held[held_ids], cached=len(held_ids) == len(data.held))
+        if self.conditional:  # the real images' labels and the classifier's verdict on them
+            train["labels"], held["labels"] = data.train_labels[train_ids], data.held_labels[held_ids]
+            train["judged"] = self.judge.outputs(data.train[train_ids])[1].argmax(1)
         draws = []
         for a, b in picks:
             fake_side = {k: v[np.searchsorted(train_ids, a)] for k, v in train.items()}
             real_side = {k: v[np.searchsorted(held_ids, b)] for k, v in held.items()}
-            draws.append(features.compare(fake_side, real_side))
-        return summarize(draws)
+            draw = features.compare(fake_side, real_side)
+            if self.conditional:
+                draw.update(class_scores(fake_side, real_side))
+            draws.append(draw)
+        floor = summarize(draws)
+        if self.conditional:
+            # The classifier was trained on the training images: its consistency on them says
+            # little. The floor is its accuracy on the held-out images, which it never saw.
+            judged = self.judge.outputs(data.held)[1].argmax(1)
+            floor["class_consistency"] = float(100 * (judged == data.held_labels).mean())
+            floor["class_consistency_std"] = 0.0
+        return floor
 
-    def score(self, fake: np.ndarray) -> dict:
-        """`fake` (count() samples) scored, with the floor; {} for images with no extractor."""
+    def score(self, fake: np.ndarray, labels: np.ndarray | None = None) -> dict:
+        """`fake` (count() samples) scored, with the floor; {} for images with no extractor. With the
+        labels G was asked for (a conditional run): also class consistency and intra-class FD."""
         if not self.is_image:
             return {**self._point_scores(fake[: self.emd_points], fake[: self.samples],
                                          self.data.holdout(self.emd_points)), **self.floor()}
@@ -121,7 +147,31 @@ class SampleMetrics:
             return {}
         n, m = len(fake), self.count()
         floor = self.floor()
-        return {**self.features.scores(fake, self.data.holdout(n)), **floor,
+        fake_side = self.features.embed(fake)
+        real_side = self.features.embed(self.data.holdout(n), cached=True)
+        scores = self.features.compare(fake_side, real_side)
+        if labels is not None and self.conditional:
+            fake_side["labels"], real_side["labels"] = labels, self.data.held_labels[:n]
+            probs = fake_side["probs"] if "probs" in fake_side else self.judge.outputs(fake)[1]
+            fake_side["judged"] = probs.argmax(1)
+            scores.update(class_scores(fake_side, real_side))
+        return {**scores, **floor,
                 "feature_extractor": self.features.description,
                 "samples_vs_real": f"{n} generated vs {n} held-out real; floor: {m} training vs {m} held-out, "
                                    f"mean ± std over {int(floor['real_draws'])} draws"}
+
+
+def class_scores(fake: dict[str, np.ndarray], real: dict[str, np.ndarray]) -> dict[str, float]:
+    """A conditional model's scores: class_consistency, the % of `fake` whose class by the dataset's
+    classifier (fake["judged"]) is the one asked for (fake["labels"]); intra_fd, the Fréchet distance
+    between fake and real features of each class, averaged over the classes both sides have (at
+    least 2 samples each)."""
+    from fewlabels.metrics.frechet import frechet_distance
+
+    distances = []
+    for c in np.unique(real["labels"]):
+        a, b = fake["features"][fake["labels"] == c], real["features"][real["labels"] == c]
+        if len(a) > 1 and len(b) > 1:
+            distances.append(frechet_distance(a, b))
+    return {"class_consistency": float(100 * (fake["judged"] == fake["labels"]).mean()),
+            "intra_fd": float(np.mean(distances)) if distances else float("nan")}

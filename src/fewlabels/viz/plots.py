@@ -119,3 +119,28 @@ def image_snapshots(snapshots: list[dict], path: Path, columns: int = 5, per: in
         show_image(ax, tile)
         ax.set_title(f"step {int(s['step'])}", fontsize=9)
     return save(fig, path)
+
+
+def truncation_curve(rows: list[dict], path: Path) -> Path:
+    """A GAN's scores against the truncation T of its z: the distances (FD, intra-class FD) on the
+    left, the percentages (precision, recall, class consistency) on the right; a row's floor
+    (real_<key>, the real-vs-real mean) as a dotted line of the same colour."""
+    ts = [r["truncation"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    for ax, keys, scale in ((left, ("fd", "intra_fd", "kid"), 1.0),
+                            (right, ("precision", "recall", "class_consistency", "confident_percent"), None)):
+        for k in keys:
+            if not all(r.get(k) is not None for r in rows):
+                continue
+            factor = scale if scale is not None else (1.0 if k.endswith(("consistency", "percent")) else 100.0)
+            line, = ax.plot(ts, [factor * r[k] for r in rows], marker="o", ms=3, label=k)
+            floor = rows[0].get(f"real_{k}")
+            if floor is not None:
+                ax.axhline(factor * floor, ls=":", color=line.get_color(), lw=1)
+        ax.set_xlabel("truncation T")
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    left.set_title("distance (lower is better; dotted: real vs real)")
+    right.set_title("% (dotted: real vs real)")
+    return save(fig, path)

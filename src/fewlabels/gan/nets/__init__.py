@@ -17,12 +17,18 @@ from fewlabels.gan.nets.dcgan import DCGANDiscriminator, DCGANGenerator, upsampl
 from fewlabels.gan.nets.mlp import ACTIVATIONS, mlp
 
 ARCHITECTURES = {"mlp": "fewlabels.gan.nets.mlp", "dcgan": "fewlabels.gan.nets.dcgan",
-                 "progan": "fewlabels.gan.nets.progan"}
+                 "progan": "fewlabels.gan.nets.progan", "biggan": "fewlabels.gan.nets.biggan"}
 
 
 def build_players(model, data) -> tuple[nn.Module, nn.Module]:
-    """(G, D) of the architecture `model.name`."""
-    return importlib.import_module(ARCHITECTURES[model.name]).build(model, data)
+    """(G, D) of the architecture `model.name`; with `model.conditional`, G(z, y) and D(x, y): the
+    architecture's own when its module says CONDITIONAL, else its networks wrapped by
+    nets.conditional (the one conditional path every architecture opts into)."""
+    module = importlib.import_module(ARCHITECTURES[model.name])
+    if model.conditional and not getattr(module, "CONDITIONAL", False):
+        from fewlabels.gan.nets.conditional import make_conditional
+        return make_conditional(module.build, model, data)
+    return module.build(model, data)
 
 
 __all__ = ["ACTIVATIONS", "ARCHITECTURES", "DCGANDiscriminator", "DCGANGenerator", "batch_norms", "build_players",

@@ -20,7 +20,8 @@ def standing_statistics_(net: nn.Module, batches: Iterable[Tensor]) -> None:
 
         running_mean = (1/K) Σ_k mean(x_k),   running_var = (1/K) Σ_k Var_unbiased(x_k)
 
-    per channel, which is nn.BatchNorm2d's cumulative average (momentum=None) in train mode. It is
+    per channel, which is nn.BatchNorm2d's cumulative average (momentum=None) in train mode. A batch is
+    G's input: z, or a tuple (z, y) for a conditional G. It is
     computed with the layers in eval mode, each fed its batch's statistics by a hook, so that no
     layer takes the torchrun path of fewlabels.distributed.BatchNorm2d: rank 0 alone samples, and a
     collective there would wait for ranks that never come. `net` keeps its train/eval mode."""
@@ -42,7 +43,7 @@ def standing_statistics_(net: nn.Module, batches: Iterable[Tensor]) -> None:
     net.eval()
     try:
         for z in batches:
-            net(z)
+            net(*z) if isinstance(z, tuple) else net(z)
             k += 1
     finally:
         net.train(was_training)

@@ -59,6 +59,16 @@ class DCGANDiscriminator(nn.Module):
     def forward(self, x):
         return self.net(x)
 
+    def features(self, x):
+        """φ(x): everything but the last linear layer (the conditional path's projection uses it)."""
+        for layer in self.net[:-1]:
+            x = layer(x)
+        return x
+
+    @property
+    def head(self) -> nn.Linear:
+        return self.net[-1]
+
 
 def build(model, data) -> tuple[nn.Module, nn.Module]:
     """(G, D) for `data`'s (C, H, W) images at `model.channels`."""

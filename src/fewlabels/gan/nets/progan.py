@@ -157,6 +157,14 @@ class ProDiscriminator(Growing):
         self.fc2 = EqualizedLinear(w[0], 1, gain=1.0)
 
     def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.features(x))
+
+    @property
+    def head(self) -> nn.Module:
+        return self.fc2
+
+    def features(self, x: Tensor) -> Tensor:
+        """φ(x): everything but the last linear layer (the conditional path's projection uses it)."""
         h = lrelu(self.from_rgb[self.level](x))
         for k in range(self.level, 0, -1):
             for conv in self.blocks[k - 1]:
@@ -166,7 +174,7 @@ class ProDiscriminator(Growing):
                 old = lrelu(self.from_rgb[k - 1](F.avg_pool2d(x, 2)))
                 h = old + self.alpha * (h - old)
         h = lrelu(self.conv0(minibatch_std(h)))
-        return self.fc2(lrelu(self.fc1(h.flatten(1))))
+        return lrelu(self.fc1(h.flatten(1)))
 
 
 def stage_at(images: int, levels: int, phase_images: int) -> tuple[int, float]:

@@ -161,8 +161,11 @@ def test_every_image_architecture_opts_into_the_conditional_path(tmp_path, model
     real = torch.from_numpy(exp.data.held[:4])
     y = torch.tensor([0, 1, 2, 3])
     D = exp.D.eval()
-    phi = D._features(real)
-    assert torch.allclose(D(real, y), D._head(phi) + (D.embed.weight[y] * phi).sum(1, keepdim=True), atol=1e-5)
+    features, head = D._parts
+    phi = features(real)
+    assert torch.allclose(D(real, y), head(phi) + (D.embed.weight[y] * phi).sum(1, keepdim=True), atol=1e-5)
+    # every layer is in the state dict once, under the unconditional D's own names
+    assert not [k for k in D.state_dict() if not k.startswith(("discriminator.", "embed."))]
 
 
 def test_labels_for_g_are_drawn_as_the_data_has_them_or_uniformly(tmp_path):
@@ -185,6 +188,53 @@ def test_the_ema_generator_carries_g_s_spectral_norm_vectors(tmp_path):
         exp.train_step(step)
     for ema_buffer, g_buffer in exp._sn_pairs:
         assert torch.equal(ema_buffer, g_buffer)
+
+
+def test_the_ema_generator_s_spectral_norms_are_estimated_on_its_own_weights(tmp_path):
+    """σ̂ = uᵀ W v of the EMA generator's SN layers against σ(W) by SVD: with G's vectors (copied each
+    step) σ̂ is another network's estimate; before sampling they are refined on the EMA weights."""
+    from torch.nn.utils import parametrize
+
+    from fewlabels import config as configlib
+    from fewlabels.loop import build_experiment
+
+    def worst_error(net):
+        errors = []
+        for m in net.modules():
+            if parametrize.is_parametrized(m, "weight"):
+                sn = m.parametrizations.weight[0]
+                w = sn._reshape_weight_to_matrix(m.parametrizations.weight.original)
+                errors.append(abs(torch.vdot(sn._u, torch.mv(w, sn._v)) / torch.linalg.matrix_norm(w, 2) - 1).item())
+        return max(errors)
+
+    exp = build_experiment(configlib.load(biggan_config(tmp_path, optim={"lr_g": 2e-3}, train={"ema": 0.9})),
+                           torch.device("cpu"))
+    for step in range(1, 41):
+        exp.train_step(step)
+    copied = worst_error(exp.G_ema)
+    exp.sample(4)
+    assert worst_error(exp.G_ema) < copied / 4, (worst_error(exp.G_ema), copied)
+
+
+def test_standing_statistics_follow_the_truncation_samples_are_drawn_at(tmp_path):
+    from fewlabels import config as configlib
+    from fewlabels.gan.nets import batch_norms
+    from fewlabels.loop import build_experiment
+    exp = build_experiment(configlib.load(biggan_config(tmp_path)), torch.device("cpu"))
+    for step in range(1, 5):
+        exp.train_step(step)
+
+    def statistics():
+        return [n.running_var.clone() for n in batch_norms(exp.G_ema)]
+
+    exp.sample_labelled(4)
+    plain = statistics()
+    exp.sample_labelled(4, truncation=0.25)
+    truncated = statistics()
+    # z within ±0.25 varies far less than N(0, 1): so do the first block's pre-norm activations
+    assert truncated[0].mean() < plain[0].mean()
+    exp.sample_labelled(4)
+    assert all(torch.equal(a, b) for a, b in zip(plain, statistics()))
 
 
 def test_biggan_resume_is_bitwise_equal_to_an_uninterrupted_run(tmp_path):
@@ -296,3 +346,74 @@ def test_conditional_training_on_unlabelled_images_is_one_sentence(tmp_path, cap
 def test_bad_biggan_configs_are_one_sentence(tmp_path, capsys, sections, phrase):
     msg = one_sentence(*run_cli(capsys, "train", biggan_config(tmp_path, **sections), "--out", tmp_path / "r"))
     assert phrase in msg
+
+
+def test_eval_takes_a_truncation_for_gans_only(biggan_run, tmp_path, capsys):
+    code, out = run_cli(capsys, "eval", biggan_run, "--truncation", 0.5)
+    assert code == 0, out.err
+    scores = json.loads(out.out)
+    assert scores["truncation"] == 0.5 and "class_consistency" in scores
+    msg = one_sentence(*run_cli(capsys, "eval", biggan_run, "--truncation", 0))
+    assert "--truncation is 0.0; give a positive threshold" in msg
+
+
+# ---- the shipped configs ------------------------------------------------------------------
+FEW_STEPS = ["train.steps=2", "train.batch_size=8", "model.channels=4", "train.eval_every=0",
+             "train.snapshot_every=0", "train.checkpoint_every=2", "train.threads=1", "eval.samples=64"]
+
+
+@pytest.mark.slow(seconds=12)
+@pytest.mark.parametrize("name", ["fashion_biggan", "fashion_biggan_paper"])
+def test_fashion_biggan_configs_run_a_few_cpu_steps(tmp_path, name):
+    from pathlib import Path
+
+    from fewlabels import config as configlib
+    from fewlabels.data.images import IDX_DEFAULT_ROOTS
+    from fewlabels.loop import train
+
+    if not Path(IDX_DEFAULT_ROOTS["fashion_mnist"]).is_dir():
+        pytest.skip("dataset-fashion-mnist is not installed")
+    cfg = configlib.load_shipped(f"gan/{name}.yaml", ["data.limit=256", *FEW_STEPS])
+    summary = train(cfg, str(tmp_path / "run"), device="cpu")
+    assert summary["status"] == "completed" and np.isfinite(summary["metrics"]["class_consistency"])
+
+
+def test_cifar10_biggan_config_runs_on_the_cifar_batches(tmp_path):
+    from fewlabels import config as configlib
+    from fewlabels.loop import train
+    from test_image_data import write_cifar
+
+    root = write_cifar(tmp_path / "cifar-10-batches-py", n=20)
+    cfg = configlib.load_shipped("gan/cifar10_biggan.yaml", [f"data.root={root}", *FEW_STEPS])
+    assert (cfg.model.z_dim, cfg.optim.betas, cfg.train.n_critic) == (80, (0.5, 0.999), 5)  # StudioGAN's
+    summary = train(cfg, str(tmp_path / "run"), device="cpu")
+    assert summary["status"] == "completed" and np.isfinite(summary["metrics"]["fd"])
+
+
+def test_accumulating_labelled_chunks_equals_one_batch_k_times_larger(tmp_path):
+    """train.accumulate on the conditional path: images, their labels and G's labels chunked
+    together. G's batch norm is put in eval mode (running statistics) so that every part is
+    linear in the batch, and one step of D and of G lands where one big batch does."""
+    from fewlabels import checkpoint
+    from fewlabels import config as configlib
+    from fewlabels.loop import build_experiment
+
+    def one_step(batch: int, k: int):
+        cfg = configlib.load(biggan_config(
+            tmp_path, name=f"a{k}.yaml", model={"name": "dcgan", "z_dim": 8, "channels": 8},
+            loss={"name": "hinge", "constraint": "none", "ortho_g": 0.0, "r1_weight": 1.0},
+            train={"batch_size": batch, "accumulate": k, "reuse_fake": False, "n_critic": 2}))
+        checkpoint.seed_everything(cfg.seed)
+        exp = build_experiment(cfg, torch.device("cpu"))
+        exp.G.eval()
+        logs = exp.train_step(1)
+        return exp, logs
+
+    big, big_logs = one_step(64, 1)
+    acc, acc_logs = one_step(16, 4)
+    for net in ("G", "D"):
+        for a, b in zip(getattr(big, net).parameters(), getattr(acc, net).parameters()):
+            assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-7), net
+            assert torch.allclose(a, b, atol=1e-6), net
+    for key in ("loss_d", "r1", "loss_g"):
+        assert torch.allclose(big_logs[key], acc_logs[key], atol=1e-6), key

@@ -23,18 +23,34 @@ def test_gpu_suite_smoke_runs_every_job_and_a_second_call_trains_nothing_again(t
     out = tmp_path / "gpu"
     assert gpu_suite.main(["--out", str(out), "--smoke"]) == 0
     rows = {r["job"]: r for r in json.loads((out / "results.json").read_text())}
-    for job in ("fashion_dcgan", "fashion_diffusion", "pong_ppo"):
+    for job in ("fashion_dcgan", "fashion_diffusion", "pong_ppo", "biggan"):
         assert rows[job]["status"] == "completed", rows[job]
-    for job in ("fashion_dcgan", "fashion_diffusion"):
+    for job in ("fashion_dcgan", "fashion_diffusion", "biggan"):
         assert rows[job]["fd"] > 0 and rows[job]["real_fd"] >= 0
         samples = np.load(out / job / "samples10k.npy")
         assert samples.dtype.name == "uint8" and samples.shape[1:] == (1, 28, 28)
     assert rows["pong_ppo"]["curve_points"] >= 1
-    trained = [job for job in rows if job != "biggan"]
-    checkpoints = {job: sorted(p.name for p in (out / job / "checkpoints").iterdir()) for job in trained}
+    checkpoints = {job: sorted(p.name for p in (out / job / "checkpoints").iterdir()) for job in rows}
     metrics = {job: (out / job / "metrics.jsonl").read_text() for job in checkpoints}
 
     assert gpu_suite.main(["--out", str(out), "--smoke"]) == 0  # everything finished: nothing is trained again
     for job, names in checkpoints.items():
         assert sorted(p.name for p in (out / job / "checkpoints").iterdir()) == names
         assert (out / job / "metrics.jsonl").read_text() == metrics[job]
+
+
+@pytest.mark.slow(seconds=12)
+def test_biggan_scaling_trains_and_scores_one_run_and_plots_the_table(tmp_path):
+    """benchmarks/biggan_scaling.py's parts on the digits (the study itself is hours of CPU)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import biggan_scaling
+
+    args = {"out": str(tmp_path), "set": ["train.batch_size=8"], "channels": 1, "config": "gan/digits_biggan.yaml",
+            "samples": 100, "extractor": "classifier", "device": "cpu"}
+    row = biggan_scaling.train_one({"batch": 4, "width": 2, "updates": 2, "args": args})
+    assert row["images seen by D"] == 2 * 8 * 4 * 2 and row["width"] == "x2 (8 ch)"
+    for key in ("fd", "kid", "precision", "recall", "class_consistency", "intra_fd", "train s"):
+        assert np.isfinite(row[key]), key
+    rows = [{**row, "_batch": b, "_width": 1, "_divisor": d} for b, d in ((1, 1), (4, 1), (8, 1), (4, 4), (8, 8))]
+    biggan_scaling.plot(rows, tmp_path / "scaling.png")
+    assert (tmp_path / "scaling.png").stat().st_size > 1000

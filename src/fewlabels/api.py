@@ -126,15 +126,18 @@ class Run:
         exp = self.experiment
         if not hasattr(exp, "sample_labelled"):
             raise UserError(f"the truncation curve is for GAN runs; {str(self.path)!r} is a {self.cfg.family} run")
-        rows = []
-        for t in values:
-            x, labels = exp.sample_labelled(exp.metrics.count(), truncation=float(t))
-            rows.append({"truncation": float(t), **exp.metrics.score(x, labels)})
-        return rows
+        return [{"truncation": float(t), **exp.evaluate(truncation=float(t))} for t in values]
 
-    def evaluate(self, episodes: int | None = None) -> dict[str, float]:
+    def evaluate(self, episodes: int | None = None, truncation: float | None = None) -> dict[str, float]:
         """The run's metrics computed afresh (the family's sample metrics; RL: the mean return of
-        `episodes` greedy episodes, default eval.episodes)."""
+        `episodes` greedy episodes, default eval.episodes). GANs: `truncation` T scores samples
+        whose z is truncated to |z_i| ≤ T."""
+        if truncation is not None:
+            exp = self.experiment
+            if not hasattr(exp, "sample_labelled"):
+                raise UserError(f"a truncation (--truncation) applies to GAN runs; {str(self.path)!r} is a "
+                                f"{self.cfg.family} run")
+            return {**exp.evaluate(truncation=float(truncation)), "truncation": float(truncation)}
         if episodes is None:
             return self.experiment.evaluate()
         if self.cfg.family not in RL_FAMILIES:

@@ -68,7 +68,8 @@ def _cmd_sample(args) -> int:
 def _cmd_eval(args) -> int:
     from fewlabels import api
 
-    print(json.dumps(api.load(args.run, args.device, sets=args.set or []).evaluate(episodes=args.episodes)))
+    run = api.load(args.run, args.device, sets=args.set or [])
+    print(json.dumps(run.evaluate(episodes=args.episodes, truncation=args.truncation)))
     return 0
 
 
@@ -185,6 +186,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("run", help="a run directory written by `fewlabels train`")
     e.add_argument("--device", **device)
     e.add_argument("--episodes", type=int, help="RL runs: greedy episodes to average over (default: eval.episodes)")
+    e.add_argument("--truncation", type=float, metavar="T",
+                   help="GANs: score samples whose z is truncated to |z_i| <= T (default: no truncation)")
     e.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="evaluate under another protocol, e.g. eval.samples=10000 (eval.* keys, and diffusion's "
                         "sampler.*; default: the run's own)")

@@ -36,7 +36,9 @@ class ModelConfig:
     conditional: bool = False
     labels: Literal["data", "uniform"] = "data"
     embed_dim: int = field(default=128, metadata={"ge": 1})  # G's class embedding (BigGAN: the shared one)
-    attention: int = field(default=0, metadata={"ge": 0})  # biggan: side of the self-attention block; 0 = none
+    # biggan: self-attention after each block whose output has this side (in D, if a block has it;
+    # D's blocks output the side halved, so on 8x8 digits `8` is G's only); 0 = none
+    attention: int = field(default=0, metadata={"ge": 0})
 
 
 @dataclass
@@ -79,7 +81,8 @@ class TrainConfig(LoopConfig):
     reuse_fake: bool | None = None
     ema: float = field(default=0.999, metadata={"ge": 0, "lt": 1})  # EMA decay of G; 0 = off
     # The average copies G until this G step, then starts averaging (BigGAN's ema_start; its
-    # reference launch scripts use 20,000). 0: average from the first step, with a warm-up.
+    # reference launch scripts use 20,000), its decay warming up as min(ema, (1+s)/(10+s)) s steps
+    # after the start (the reference has no warm-up). 0: average from the first step.
     ema_start: int = field(default=0, metadata={"ge": 0})
     # bf16 autocast for the networks' forward passes (losses stay fp32). Faster where the CPU
     # or GPU has bf16 matrix units; slower elsewhere. Measure before choosing.

@@ -20,13 +20,14 @@ from fewlabels.gan.biggan_parts import add_orthogonal_gradient_, truncated_norma
 from fewlabels.gan.config import GANConfig
 from fewlabels.gan.lipschitz import add_spectral_norm, clip_weights_, gradient_penalty, r1_penalty
 from fewlabels.gan.losses import LOSSES
-from fewlabels.gan.nets import batch_norms, build_players, progan, standing_statistics_
+from fewlabels.gan.nets import batch_norms, build_players, progan, spectral_norm_estimates_, standing_statistics_
 from fewlabels.metrics.samples import SampleMetrics
 
 EVAL_SEED = 2024  # fixed noise for evaluation: never drawn from the training streams (FLOOR_SEED = +1)
 STANDING_SEED = EVAL_SEED + 3  # z for the EMA generator's batch-norm statistics (+2: snapshots)
 STANDING_BATCHES = 16
 SAMPLE_CHUNK = 1000
+SN_ITERATIONS = 50  # power iterations for the EMA generator's spectral norms (warm-started)
 
 
 def _mean_of(chunks: list[dict[str, Tensor]]) -> dict[str, Tensor]:
@@ -92,8 +93,9 @@ class GANExperiment:
         self._d_params = list(self.D.parameters())
         self._g_params = list(self.G.parameters())
         self._ema_params = list(self.G_ema.parameters()) if self.G_ema is not None else []
-        # Spectral norm in G (BigGAN): the EMA copy uses G's power-iteration vectors u, v, as
-        # BigGAN-PyTorch's EMA carries G's buffers; its own would never move in eval mode.
+        # Spectral norm in G (BigGAN): the EMA copy's power-iteration vectors u, v start from G's,
+        # copied every step, and are refined on the EMA weights before it samples or is saved
+        # (_refresh_standing_statistics); in eval mode its own would never move.
         self._sn_pairs = [] if self.G_ema is None else [
             (b_ema, b) for (name, b_ema), (_, b) in zip(self.G_ema.named_buffers(), self.G.named_buffers())
             if name.endswith(("._u", "._v"))]
@@ -104,7 +106,7 @@ class GANExperiment:
         # statistics describe other weights. They are recomputed when the EMA has moved since
         # ("standing statistics"), before the EMA generator samples or is saved.
         self._ema_has_norms = self.G_ema is not None and bool(batch_norms(self.G_ema))
-        self._standing_fresh = False
+        self._standing_for: float | None | str = "stale"  # the truncation the EMA state was refreshed for
         # G's step draws fresh z, as Algorithm 1 of the GAN, WGAN and WGAN-GP papers do; reusing
         # the critic's last fake batch saves one forward of G (PyTorch's DCGAN example does it).
         reuse = cfg.train.reuse_fake
@@ -189,7 +191,7 @@ class GANExperiment:
                 torch._foreach_lerp_(self._ema_params, self._g_params, 1 - decay)
                 if self._sn_pairs:
                     torch._foreach_copy_([a for a, _ in self._sn_pairs], [b for _, b in self._sn_pairs])
-            self._standing_fresh = False
+            self._standing_for = "stale"
         logs.update(_mean_of(losses_g))
         return logs
 
@@ -295,7 +297,7 @@ class GANExperiment:
         self.gen.set_state(state["gen"])
         if self.G_ema is not None:
             self.G_ema.load_state_dict(state["G_ema"])
-            self._standing_fresh = False  # an older checkpoint may hold G's statistics: recompute
+            self._standing_for = "stale"  # an older checkpoint may hold G's statistics: recompute
         if self.progressive:
             self._set_stage(int(state["stage"][0]), float(state["stage"][1]))
 
@@ -305,24 +307,33 @@ class GANExperiment:
         """The generator used for samples and metrics: the EMA copy when there is one."""
         return self.G_ema if self.G_ema is not None else self.G
 
-    def _refresh_standing_statistics(self) -> None:
-        """The EMA generator's batch-norm statistics, recomputed for its current weights from
-        STANDING_BATCHES training-size batches of z (nets.standing_statistics_). The z come from a
-        private generator with a fixed seed: the result is a function of the weights alone, and
-        the training streams are untouched, so resume stays bit for bit."""
-        if not self._ema_has_norms or self._standing_fresh:
+    def _refresh_standing_statistics(self, truncation: float | None = None) -> None:
+        """Make the EMA generator's state describe its own weights, before it samples or is saved:
+        - spectral norm (BigGAN's G): σ estimated by SN_ITERATIONS power iterations on the EMA
+          weights, warm-started from G's vectors (copied every step);
+        - batch norm: statistics recomputed from STANDING_BATCHES training-size batches of z
+          (nets.standing_statistics_), truncated at `truncation` when samples will be, as
+          BigGAN-PyTorch recomputes them for each truncation of its sweep.
+        The z come from a private generator with a fixed seed: the result is a function of the
+        weights (and the truncation) alone, the training streams are untouched, and resume stays
+        bit for bit."""
+        if not (self._ema_has_norms or self._sn_pairs) or self._standing_for == truncation:
             return
-        g = torch.Generator(self.device).manual_seed(STANDING_SEED)
-        B, z_dim = self.cfg.train.batch_size, self.cfg.model.z_dim
+        if self._standing_for == "stale":  # the weights moved (another truncation alone leaves σ as it is)
+            spectral_norm_estimates_(self.G_ema, SN_ITERATIONS)
+        if self._ema_has_norms:
+            g = torch.Generator(self.device).manual_seed(STANDING_SEED)
+            B, shape = self.cfg.train.batch_size, (self.cfg.train.batch_size, self.cfg.model.z_dim)
 
-        def batch():  # G's input as in training: z ~ N(0, I), and labels as G is given them
-            z = torch.randn(B, z_dim, generator=g, device=self.device)
-            if not self.conditional:
-                return z
-            return z, torch.multinomial(self.label_probs, B, replacement=True, generator=g)
+            def batch():  # G's input as in training (z ~ N(0, I), labels as G is given them), or truncated
+                z = torch.randn(shape, generator=g, device=self.device) if truncation is None else \
+                    truncated_normal(shape, truncation, generator=g, device=self.device)
+                if not self.conditional:
+                    return z
+                return z, torch.multinomial(self.label_probs, B, replacement=True, generator=g)
 
-        standing_statistics_(self.G_ema, (batch() for _ in range(STANDING_BATCHES)))
-        self._standing_fresh = True
+            standing_statistics_(self.G_ema, (batch() for _ in range(STANDING_BATCHES)))
+        self._standing_for = truncation
 
     def balanced_labels(self, n: int) -> np.ndarray:
         """0, 1, ..., K-1, 0, 1, ...: n labels with every class as often as the next (±1)."""
@@ -345,7 +356,9 @@ class GANExperiment:
         truncation: z from the normal truncated to |z_i| ≤ T by resampling (BigGAN's trick)."""
         self.check_class(label)
         if self.G_ema is not None:
-            self._refresh_standing_statistics()
+            if truncation is not None and not truncation > 0:
+                truncated_normal((1,), truncation)  # its one sentence, before any work
+            self._refresh_standing_statistics(truncation)
         g = torch.Generator(self.device).manual_seed(seed)
         shape = (n, self.cfg.model.z_dim)
         z = torch.randn(shape, generator=g, device=self.device) if truncation is None else \
@@ -376,8 +389,8 @@ class GANExperiment:
     def real_floor(self) -> dict[str, float]:
         return self.metrics.floor()
 
-    def evaluate(self) -> dict[str, float]:
-        return self.metrics.score(*self.sample_labelled(self.metrics.count()))
+    def evaluate(self, truncation: float | None = None) -> dict[str, float]:
+        return self.metrics.score(*self.sample_labelled(self.metrics.count(), truncation=truncation))
 
     @torch.inference_mode()
     def snapshot(self, step: int, folder: Path) -> None:

@@ -29,6 +29,7 @@ class SampleMetrics:
         self.extractor, self.classifier, self.inception = extractor, classifier, inception
         self._features = None
         self._floor: dict | None = None
+        self._class_stash: dict | None = None  # the conditional references, computed beside the floor
 
     @property
     def features(self):
@@ -87,18 +88,28 @@ class SampleMetrics:
                 self._floor = {}
             else:
                 floor = cached_floor(self._floor_identity(), self._image_floor if self.is_image else self._point_floor)
+                if self.is_image and self.conditional:  # cached apart: a plain run's floor is the same
+                    floor = {**floor, **cached_floor(self._class_floor_identity(), self._class_floor)}
                 self._floor = {f"real_{k}": v for k, v in floor.items()}
         return self._floor
 
     def _floor_identity(self) -> dict:
         if self.is_image:
-            identity = {"kind": "images", "data": self.data.identity(), "n": self.count(),
-                        "extractor": self.features.identity, "draws": self.floor_draws}
-            if self.conditional:
-                identity.update(conditional=True, judge=self.judge.identity)
-            return identity
+            return {"kind": "images", "data": self.data.identity(), "n": self.count(),
+                    "extractor": self.features.identity, "draws": self.floor_draws}
         return {"kind": "points", "data": self.data.identity(), "emd_points": self.emd_points,
                 "samples": self.samples if self.data.modes is not None else 0, "draws": self.floor_draws}
+
+    def _class_floor_identity(self) -> dict:
+        return {**self._floor_identity(), "kind": "classes", "judge": self.judge.identity}
+
+    def _class_floor(self) -> dict[str, float]:
+        """The conditional references: intra-class FD of real training against held-out images
+        over the floor's draws, and class consistency (see _image_floor). Computed with the plain
+        floor when that is computed; else by computing it again."""
+        if self._class_stash is None:
+            self._image_floor()
+        return self._class_stash
 
     def _point_floor(self) -> dict[str, float]:
         draws = []
@@ -117,25 +128,24 @@ class SampleMetrics:
         # When the draws cover the whole held-out set, it is the set `score` compares against: disk-cached
         # for InceptionV3 (training subsets are not: each is used once, and the floor itself is cached).
         held = features.embed(data.held[held_ids], cached=len(held_ids) == len(data.held))
-        if self.conditional:  # the real images' labels and the classifier's verdict on them
+        if self.conditional:  # the real images' labels, for the intra-class FD
             train["labels"], held["labels"] = data.train_labels[train_ids], data.held_labels[held_ids]
-            train["judged"] = self.judge.outputs(data.train[train_ids])[1].argmax(1)
-        draws = []
+        draws, class_draws = [], []
         for a, b in picks:
             fake_side = {k: v[np.searchsorted(train_ids, a)] for k, v in train.items()}
             real_side = {k: v[np.searchsorted(held_ids, b)] for k, v in held.items()}
-            draw = features.compare(fake_side, real_side)
+            draws.append(features.compare(fake_side, real_side))
             if self.conditional:
-                draw.update(class_scores(fake_side, real_side))
-            draws.append(draw)
-        floor = summarize(draws)
+                class_draws.append(class_scores(fake_side, real_side))
         if self.conditional:
+            self._class_stash = summarize(class_draws)
             # The classifier was trained on the training images: its consistency on them says
-            # little. The floor is its accuracy on the held-out images, which it never saw.
+            # little. The reference is its accuracy on the held-out images, which it never saw (a
+            # reference, not a bound: samples G makes typical, truncated ones say, can exceed it).
             judged = self.judge.outputs(data.held)[1].argmax(1)
-            floor["class_consistency"] = float(100 * (judged == data.held_labels).mean())
-            floor["class_consistency_std"] = 0.0
-        return floor
+            self._class_stash.update(class_consistency=float(100 * (judged == data.held_labels).mean()),
+                                     class_consistency_std=0.0)
+        return summarize(draws)
 
     def score(self, fake: np.ndarray, labels: np.ndarray | None = None) -> dict:
         """`fake` (count() samples) scored, with the floor; {} for images with no extractor. With the
@@ -163,7 +173,7 @@ class SampleMetrics:
 
 def class_scores(fake: dict[str, np.ndarray], real: dict[str, np.ndarray]) -> dict[str, float]:
     """A conditional model's scores: class_consistency, the % of `fake` whose class by the dataset's
-    classifier (fake["judged"]) is the one asked for (fake["labels"]); intra_fd, the Fréchet distance
+    classifier (fake["judged"], when given) is the one asked for (fake["labels"]); intra_fd, the Fréchet distance
     between fake and real features of each class, averaged over the classes both sides have (at
     least 2 samples each)."""
     from fewlabels.metrics.frechet import frechet_distance
@@ -173,5 +183,7 @@ def class_scores(fake: dict[str, np.ndarray], real: dict[str, np.ndarray]) -> di
         a, b = fake["features"][fake["labels"] == c], real["features"][real["labels"] == c]
         if len(a) > 1 and len(b) > 1:
             distances.append(frechet_distance(a, b))
-    return {"class_consistency": float(100 * (fake["judged"] == fake["labels"]).mean()),
-            "intra_fd": float(np.mean(distances)) if distances else float("nan")}
+    out = {"intra_fd": float(np.mean(distances)) if distances else float("nan")}
+    if "judged" in fake:  # the floor's real images have no verdict here (see SampleMetrics._image_floor)
+        out["class_consistency"] = float(100 * (fake["judged"] == fake["labels"]).mean())
+    return out

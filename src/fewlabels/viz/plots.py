@@ -86,15 +86,26 @@ def show_image(ax, img: np.ndarray) -> None:
     ax.axis("off")
 
 
+def mosaic(images: np.ndarray, columns: int, gap: int = 1) -> np.ndarray:
+    """(N, C, H, W) images in [-1, 1] tiled row by row into one (C, rows·(H+gap)-gap, ...) image,
+    white between and after them."""
+    n, C, H, W = images.shape
+    rows = (n + columns - 1) // columns
+    out = np.ones((C, rows * (H + gap) - gap, columns * (W + gap) - gap), dtype=np.float32)
+    for k, img in enumerate(images):
+        r, c = divmod(k, columns)
+        out[:, r * (H + gap):r * (H + gap) + H, c * (W + gap):c * (W + gap) + W] = img
+    return out
+
+
 def image_grid(images: np.ndarray, path: Path, title: str = "", columns: int = 8) -> Path:
+    """The images in a grid of `columns`, drawn as one mosaic (one axes: a subplot per image costs
+    seconds for a hundred of them)."""
     rows = (len(images) + columns - 1) // columns
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.9, rows * 0.9 + 0.3), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, img in zip(axes.flat, images):
-        show_image(ax, img)
+    fig, ax = plt.subplots(figsize=(columns * 0.9, rows * 0.9 + 0.3))
+    show_image(ax, mosaic(np.asarray(images, dtype=np.float32), columns, gap=max(1, images.shape[-1] // 8)))
     if title:
-        fig.suptitle(title, fontsize=10)
+        ax.set_title(title, fontsize=10)
     return save(fig, path)
 
 

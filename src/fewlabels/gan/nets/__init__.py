@@ -12,7 +12,7 @@ import importlib
 
 from torch import nn
 
-from fewlabels.gan.nets.common import batch_norms, standing_statistics_
+from fewlabels.gan.nets.common import batch_norms, spectral_norm_estimates_, standing_statistics_
 from fewlabels.gan.nets.dcgan import DCGANDiscriminator, DCGANGenerator, upsamplings
 from fewlabels.gan.nets.mlp import ACTIVATIONS, mlp
 
@@ -32,4 +32,4 @@ def build_players(model, data) -> tuple[nn.Module, nn.Module]:
 
 
 __all__ = ["ACTIVATIONS", "ARCHITECTURES", "DCGANDiscriminator", "DCGANGenerator", "batch_norms", "build_players",
-           "mlp", "standing_statistics_", "upsamplings"]
+           "mlp", "spectral_norm_estimates_", "standing_statistics_", "upsamplings"]

@@ -52,3 +52,19 @@ def standing_statistics_(net: nn.Module, batches: Iterable[Tensor]) -> None:
     for m in norms:
         m.running_mean.copy_(sums[m][0] / k)
         m.running_var.copy_(sums[m][1] / k)
+
+
+@torch.no_grad()
+def spectral_norm_estimates_(net: nn.Module, iterations: int) -> None:
+    """Refine every spectral norm's power-iteration vectors u, v in `net` on its current weights,
+    starting from the vectors it holds: σ(W) ≈ uᵀ W v is then W's, not another network's (the EMA
+    generator in eval mode never runs the iteration itself, and its vectors are G's)."""
+    from torch.nn.utils import parametrize
+    from torch.nn.utils.parametrizations import _SpectralNorm
+
+    for module in net.modules():
+        if parametrize.is_parametrized(module, "weight"):
+            weight = module.parametrizations.weight
+            for p in weight:
+                if isinstance(p, _SpectralNorm):
+                    p._power_method(p._reshape_weight_to_matrix(weight.original), iterations)

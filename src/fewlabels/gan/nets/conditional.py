@@ -39,13 +39,14 @@ class ProjectionDiscriminator(nn.Module):
     def __init__(self, discriminator: nn.Module, classes: int):
         super().__init__()
         self.discriminator = discriminator
+        # Plain attributes (a tuple, bound methods), not modules: every layer stays registered once,
+        # under `discriminator`.
         if isinstance(discriminator, nn.Sequential):  # an MLP: its layers but the last, then the last
-            # a tuple, not a module: the layers stay registered once, under `discriminator`
             self._layers = tuple(discriminator)
-            self._features, self._head = self._sequential_features, self._layers[-1]
+            self._parts = (self._sequential_features, self._layers[-1])
         else:
-            self._features, self._head = discriminator.features, discriminator.head
-        dim = self._head.weight.shape[1]
+            self._parts = (discriminator.features, discriminator.head)
+        dim = self._parts[1].weight.shape[1]
         self.embed = nn.Embedding(classes, dim)
         nn.init.normal_(self.embed.weight, std=dim ** -0.5)
 
@@ -55,8 +56,9 @@ class ProjectionDiscriminator(nn.Module):
         return x
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        h = self._features(x)
-        return self._head(h) + (self.embed(y).to(h.dtype) * h).sum(1, keepdim=True)
+        features, head = self._parts
+        h = features(x)
+        return head(h) + (self.embed(y).to(h.dtype) * h).sum(1, keepdim=True)
 
     def set_stage(self, level: int, alpha: float) -> None:
         self.discriminator.set_stage(level, alpha)

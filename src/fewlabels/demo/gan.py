@@ -88,7 +88,7 @@ def digits_gan_part(out: Path, quick: bool) -> list[Section]:
     from fewlabels.loop import open_run, train
     from fewlabels.viz import plots
 
-    steps = 200 if quick else 2000
+    steps = 200 if quick else 1200  # about a minute; `fewlabels train gan/digits_dcgan` runs the full recipe
     cfg = shipped_config("gan/digits_dcgan.yaml", [f"train.steps={steps}", f"train.eval_every={steps // 2}",
                                                    f"train.snapshot_every={steps // 4}"])
     print("fewlabels demo: training digits_dcgan", file=sys.stderr, flush=True)
@@ -112,7 +112,7 @@ def digits_biggan_part(out: Path, quick: bool) -> list[Section]:
     from fewlabels.gan.report import conditional_sections
     from fewlabels.loop import open_run, train
 
-    steps = 20 if quick else 800
+    steps = 20 if quick else 600
     cfg = shipped_config("gan/digits_biggan.yaml", [
         f"train.steps={steps}", f"train.eval_every={steps}", f"train.snapshot_every={steps // 2}",
         f"train.checkpoint_every={steps}", f"train.ema_start={steps // 4}"])

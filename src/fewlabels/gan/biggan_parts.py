@@ -45,14 +45,18 @@ def add_orthogonal_gradient_(weights: Iterable[Tensor], beta: float = 1e-4) -> N
         weight.grad.add_((gram @ w).view_as(weight), alpha=4 * beta)
 
 
+def check_truncation(threshold: float) -> None:
+    if not threshold > 0:
+        raise UserError(f"--truncation is {threshold}; give a positive threshold such as 0.5 (smaller: less "
+                        "varied, more typical samples)")
+
+
 def truncated_normal(shape: tuple[int, ...], threshold: float, generator: torch.Generator | None = None,
                      device: torch.device | str = "cpu") -> Tensor:
     """z ~ N(0, I) truncated to |z_i| ≤ threshold, by resampling every value beyond it until none
     is left (the truncation trick, Brock et al. 2019 §3.1). Not by rescaling or clamping: those
     give another distribution (a scaled normal, or mass piled up at ±threshold)."""
-    if not threshold > 0:
-        raise UserError(f"--truncation is {threshold}; give a positive threshold such as 0.5 (smaller: less "
-                        "varied, more typical samples)")
+    check_truncation(threshold)
     z = torch.randn(shape, generator=generator, device=device)
     outside = z.abs() > threshold
     while outside.any():

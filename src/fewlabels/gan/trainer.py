@@ -16,7 +16,7 @@ from fewlabels.checkpoint import model_signature
 from fewlabels.data.config import make_data
 from fewlabels.distributed import average_gradients, shard
 from fewlabels.errors import UserError
-from fewlabels.gan.biggan_parts import add_orthogonal_gradient_, truncated_normal
+from fewlabels.gan.biggan_parts import add_orthogonal_gradient_, check_truncation, truncated_normal
 from fewlabels.gan.config import GANConfig
 from fewlabels.gan.lipschitz import add_spectral_norm, clip_weights_, gradient_penalty, r1_penalty
 from fewlabels.gan.losses import LOSSES
@@ -356,8 +356,8 @@ class GANExperiment:
         truncation: z from the normal truncated to |z_i| ≤ T by resampling (BigGAN's trick)."""
         self.check_class(label)
         if self.G_ema is not None:
-            if truncation is not None and not truncation > 0:
-                truncated_normal((1,), truncation)  # its one sentence, before any work
+            if truncation is not None:
+                check_truncation(truncation)  # one sentence before any work
             self._refresh_standing_statistics(truncation)
         g = torch.Generator(self.device).manual_seed(seed)
         shape = (n, self.cfg.model.z_dim)

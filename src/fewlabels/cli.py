@@ -95,6 +95,47 @@ def _cmd_truncation(args) -> int:
     return 0
 
 
+def _cmd_gtp(args) -> int:
+    from fewlabels.rl.go.agent import load_player
+    from fewlabels.rl.go.gtp import GTPEngine
+
+    player = load_player(args.run, simulations=args.playouts, device=args.device)
+    size = player.sizes[0]
+    komi = player.komi if args.komi is None else args.komi
+    GTPEngine(player, size, komi).serve(sys.stdin, sys.stdout)
+    return 0
+
+
+def _cmd_match(args) -> int:
+    from fewlabels.rl.go.agent import load_player
+    from fewlabels.rl.go.match import make_player, run_match
+
+    if args.games < 1:
+        raise UserError(f"--games is {args.games}; give a positive number of games")
+    agent = load_player(args.run, simulations=args.playouts, device=args.device)
+    size = agent.sizes[0] if args.size is None else args.size
+    if size != agent.sizes[0]:
+        raise UserError(f"run {args.run!r} was trained on {agent.sizes[0]}x{agent.sizes[0]} boards; --size {size} "
+                        f"is not a board it plays (give --size {agent.sizes[0]}, or a run trained on {size}x{size})")
+    komi = agent.komi if args.komi is None else args.komi
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"--out {args.out!r} cannot be made a folder ({e.strerror}); give a folder you can "
+                            "write to") from None
+        files.check_writable(out / "match.json", "match folder", "give --out a folder you can write to")
+    opponent, name = make_player(args.opponent, seed=args.seed, device=args.device)
+    try:
+        result = run_match(agent, opponent, args.games, size, komi, (Path(args.run).name, name), out=out,
+                           max_moves=args.max_moves, progress=sys.stderr.isatty())
+    finally:
+        opponent.close()
+    print(json.dumps(result))
+    return 0
+
+
 def _cmd_configs(args) -> int:
     from fewlabels.config import shipped_configs
 
@@ -228,6 +269,40 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("--in-place", action="store_true", help="--policy random: in-place (Gauss-Seidel) sweeps")
     pl.add_argument("--json", action="store_true", help='print {"values", "policy", "sweeps"} as JSON')
     pl.set_defaults(func=_cmd_plan)
+
+    g = _sub(sub, "gtp", "a trained Go run as a GTP v2 engine on stdin/stdout, for a GUI or another engine", (
+        "  fewlabels gtp runs/go5_alphazero                   # then type: genmove b, showboard, quit\n"
+        "  gogui -program \"fewlabels gtp runs/go7_alphazero --playouts 200\"\n"
+        "  gnugo --mode gtp ... as the opponent: see `fewlabels match`"))
+    g.add_argument("run", help="a Go run directory written by `fewlabels train go/...`")
+    g.add_argument("--playouts", type=int, metavar="N",
+                   help="search simulations per move; 0: the network alone (default: the run's eval.simulations)")
+    g.add_argument("--komi", type=float, help="komi until the controller sends one (default: the run's)")
+    g.add_argument("--device", **device)
+    g.set_defaults(func=_cmd_gtp)
+
+    m = _sub(sub, "match", "a Go run against an opponent: N games, colours alternating, SGF files and a JSON result", (
+        "  fewlabels match runs/go5_alphazero --opponent random --games 200\n"
+        "  fewlabels match runs/go7_alphazero --opponent \"gnugo --mode gtp --level 1 --chinese-rules "
+        "--capture-all-dead\" --games 100 --out games/\n"
+        "  fewlabels match runs/go7_alphazero --opponent gnugo:10 --games 100    # the same, GNU Go found for you\n"
+        "  fewlabels match runs/go7_alphazero --opponent runs/go7_ppo --games 50 --playouts 0"))
+    m.add_argument("run", help="a Go run directory written by `fewlabels train go/...`")
+    m.add_argument("--opponent", required=True,
+                   help="random; gnugo:LEVEL; mcts:SIMULATIONS (OpenSpiel's MCTSBot, random rollouts); another "
+                        "run directory; or any GTP engine's command line (required)")
+    m.add_argument("--games", type=int, default=100,
+                   help="games; the run is Black in the odd-numbered ones (default: 100)")
+    m.add_argument("--size", type=int, help="board size (default: the run's; another size is refused)")
+    m.add_argument("--komi", type=float, help="komi (default: the run's)")
+    m.add_argument("--playouts", type=int, metavar="N",
+                   help="the run's search simulations per move; 0: the network alone (default: its eval.simulations)")
+    m.add_argument("--out", help="folder for one SGF per game and match.json (default: none written)")
+    m.add_argument("--max-moves", type=int,
+                   help="adjudicate (score as it stands) after this many moves (default: 4 N²)")
+    m.add_argument("--seed", type=int, default=0, help="the random and MCTS opponents' seed (default: 0)")
+    m.add_argument("--device", **device)
+    m.set_defaults(func=_cmd_match)
 
     d = _sub(sub, "demo", "the lecture in one command; ends in one HTML page", (
         "  fewlabels demo                    # about 6 minutes on 2 CPU cores; open runs/demo/index.html\n"

@@ -61,6 +61,7 @@ FAMILIES: dict[str, str] = {
     "tabular": "fewlabels.rl.tabular.config:TabularConfig",
     "dqn": "fewlabels.rl.deep.config:DQNConfig",
     "pg": "fewlabels.rl.deep.config:PGConfig",
+    "go": "fewlabels.rl.go.config:GoConfig",
 }
 
 

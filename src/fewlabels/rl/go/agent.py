@@ -1,0 +1,95 @@
+"""What the Go agents share, written once: the rules of the configured game, the policy-value
+network, playing (network alone, or network plus search: both agents' networks have a value head,
+so PUCT search works on either), evaluation against the configured opponents, the report.
+
+An agent (alphazero.py, ppo.py) adds `train_step` and the state it resumes from.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from fewlabels.rl.go.mcts import Search, network_evaluator
+from fewlabels.rl.go.net import PolicyValueNet
+from fewlabels.rl.go.players import PolicyPlayer
+from fewlabels.rl.go.rules import Position, Rules, default_komi
+
+ALGOS = {"alphazero": "fewlabels.rl.go.alphazero:AlphaZeroExperiment",
+         "ppo": "fewlabels.rl.go.ppo:SelfPlayPPO"}
+
+
+def make_experiment(cfg, device: torch.device):
+    """The experiment of `cfg.algo` (the loop's EXPERIMENT for the Go family)."""
+    import importlib
+
+    module, name = ALGOS[cfg.algo].split(":")
+    return getattr(importlib.import_module(module), name)(cfg, device)
+
+
+class GoAgent:
+    def __init__(self, cfg, device: torch.device):
+        self.cfg, self.device = cfg, device
+        g, n = cfg.game, cfg.net
+        self.rules = Rules(g.size, default_komi(g.size) if g.komi is None else g.komi, g.max_moves)
+        self.history = n.history
+        self.net = PolicyValueNet(2 * n.history + 1, g.size, n.channels, n.blocks).to(device)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.games = 0
+
+    def signature(self) -> str:
+        n = self.cfg.net
+        return (f"go-{self.cfg.algo} size={self.rules.size} history={n.history} channels={n.channels} "
+                f"blocks={n.blocks}")
+
+    # ---- playing -----------------------------------------------------------------------------------
+    def policy(self, simulations: int):
+        """(position) -> action: the most visited action of a noise-free search, or with 0
+        simulations the network alone (its most probable legal action)."""
+        evaluate = network_evaluator(self.net, self.history, self.device)
+        search = Search(evaluate, simulations, self.cfg.eval.c_puct, history=self.history)
+
+        def act(position: Position) -> int:
+            if simulations == 0:
+                prior, _ = evaluate([position])
+                return int(np.argmax(np.where(position.legal_mask(), prior[0], -1.0)))
+            root = search.run([position])[0]
+            return int(np.argmax(np.where(root.legal, root.visits, -1.0)))
+        return act
+
+    def player(self, simulations: int, name: str = "fewlabels") -> PolicyPlayer:
+        self.net.eval()
+        player = PolicyPlayer(self.policy(simulations), name, history=self.history, sizes=(self.rules.size,))
+        player.trained_komi = self.rules.komi
+        return player
+
+    def evaluate(self) -> dict[str, float]:
+        from fewlabels.rl.go.evaluation import evaluate_agent
+
+        return evaluate_agent(self, self.cfg.eval)
+
+    # ---- loop contract -------------------------------------------------------------------------------
+    def snapshot(self, step: int, folder) -> None:
+        pass
+
+    def report_sections(self, run) -> list:
+        from fewlabels.rl.go.report import sections
+
+        return sections(self, run)
+
+
+def load_player(run_dir: str, simulations: int | None = None, device: str = "cpu") -> PolicyPlayer:
+    """A trained Go run as a player (for `fewlabels gtp` and `fewlabels match`): its search with
+    `simulations` per move (default: its config's eval.simulations), 0 for the network alone."""
+    from pathlib import Path
+
+    from fewlabels.errors import UserError
+    from fewlabels.loop import open_run
+
+    cfg, _, exp = open_run(run_dir, device)
+    if cfg.family != "go":
+        raise UserError(f"{run_dir!r} is a {cfg.family} run; Go players come from runs of a configs/go/ config")
+    sims = cfg.eval.simulations if simulations is None else simulations
+    if sims < 0:
+        raise UserError(f"--playouts is {sims}; give 0 (the network alone) or more")
+    return exp.player(sims, name=f"{Path(run_dir).name} ({sims} playouts)" if sims else Path(run_dir).name)

@@ -1,0 +1,158 @@
+"""AlphaZero-style self-play on small boards (Silver et al. 2018), as one experiment of the loop.
+
+One `train_step` is one iteration:
+1. play `parallel_games` games against itself, every move chosen by PUCT search (mcts.py) with
+   Dirichlet noise at the root; the first `temperature_moves` moves are sampled ∝ the visit
+   counts N(s, ·), later ones take the most visited action;
+2. store every position s with its search policy π = N(s, ·) / Σ N and the game's result z for
+   the side to move there (+1 win, -1 loss, 0 for OpenSpiel's repetition draw);
+3. take gradient steps on minibatches from the replay buffer (each position in one of the
+   board's 8 symmetries), minimising
+
+       l = (z - v)² - π · log p      (+ weight decay, through AdamW)
+
+`train.steps` counts self-play games. Resume is bitwise: an iteration is whole (games start and
+end inside it) and the replay buffer and every random stream are in the checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from fewlabels.rl.go.agent import GoAgent
+from fewlabels.rl.go.env import planes
+from fewlabels.rl.go.mcts import Search, network_evaluator
+
+
+class ReplayBuffer:
+    """The last `capacity` positions: planes (0/1, stored as uint8), π, z."""
+
+    def __init__(self, capacity: int, shape: tuple[int, ...], actions: int):
+        self.obs = np.zeros((capacity, *shape), np.uint8)
+        self.pi = np.zeros((capacity, actions), np.float32)
+        self.z = np.zeros(capacity, np.float32)
+        self.size = self.next = 0
+
+    def add(self, obs: np.ndarray, pi: np.ndarray, z: np.ndarray) -> None:
+        cap = len(self.z)
+        for i in range(len(z)):
+            self.obs[self.next], self.pi[self.next], self.z[self.next] = obs[i], pi[i], z[i]
+            self.next = (self.next + 1) % cap
+            self.size = min(self.size + 1, cap)
+
+    def state_dict(self) -> dict:
+        return {"obs": self.obs[: self.size], "pi": self.pi[: self.size], "z": self.z[: self.size],
+                "next": self.next}
+
+    def load_state_dict(self, state: dict) -> None:
+        n = len(state["z"])
+        self.obs[:n], self.pi[:n], self.z[:n] = (np.asarray(state[k]) for k in ("obs", "pi", "z"))
+        self.size, self.next = n, int(state["next"])
+
+
+def symmetry(x: torch.Tensor, pi: torch.Tensor, k: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k-th of the board's 8 symmetries (k // 2 quarter turns, then a mirror when k is odd),
+    applied to planes (B, C, N, N) and to the board part of π (B, N² + 1); pass stays."""
+    board = pi[:, :-1].reshape(-1, size, size)
+    x, board = torch.rot90(x, k // 2, (-2, -1)), torch.rot90(board, k // 2, (-2, -1))
+    if k % 2:
+        x, board = x.flip(-1), board.flip(-1)
+    return x, torch.cat([board.reshape(len(pi), -1), pi[:, -1:]], 1)
+
+
+class AlphaZeroExperiment(GoAgent):
+    def __init__(self, cfg, device: torch.device):
+        super().__init__(cfg, device)
+        g, n, a = cfg.game, cfg.net, cfg.alphazero
+        self.opt = torch.optim.AdamW(self.net.parameters(), lr=a.lr, weight_decay=a.weight_decay)
+        self.buffer = ReplayBuffer(a.buffer_positions, (2 * n.history + 1, g.size, g.size), self.rules.actions)
+        self.steps_per_call = a.parallel_games
+        self.temperature_moves = a.temperature_moves if a.temperature_moves is not None else g.size * g.size // 2
+        alpha = a.dirichlet_alpha or 10.0 / (g.size * g.size)
+        self.search = Search(network_evaluator(self.net, n.history, device), a.simulations, a.c_puct, alpha,
+                             a.noise_fraction, n.history)
+
+    # ---- self-play -------------------------------------------------------------------------------
+    def self_play(self, games: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+        """`games` games searched as one batch: (planes, π, z) of every position, and statistics."""
+        self.net.eval()  # batch norm on its running statistics while searching
+        positions = [self.rules.new() for _ in range(games)]
+        records: list[list] = [[] for _ in range(games)]
+        t0, evaluated = time.perf_counter(), self.search.evaluated
+        while True:
+            live = [i for i, p in enumerate(positions) if not p.over]
+            if not live:
+                break
+            roots = self.search.run([positions[i] for i in live], noise=True, rng=self.rng)
+            for i, root in zip(live, roots):
+                pos = positions[i]
+                pi = root.visits / root.visits.sum()
+                if len(pos.history) < self.temperature_moves:
+                    action = int(self.rng.choice(len(pi), p=pi))
+                else:
+                    action = int(np.argmax(root.visits))
+                records[i].append((planes(pos, self.history), pi.astype(np.float32), pos.to_play))
+                pos.play(action, self.history)
+        obs, pis, zs, lengths, black_wins = [], [], [], [], 0
+        for pos, rec in zip(positions, records):
+            winner = pos.winner()
+            black_wins += winner == 1
+            lengths.append(len(pos.history))
+            for o, pi, colour in rec:
+                obs.append(o)
+                pis.append(pi)
+                zs.append(float(winner * colour))
+        seconds = time.perf_counter() - t0
+        stats = {"game_length": float(np.mean(lengths)), "black_wins": black_wins / games,
+                 "search_positions_per_s": (self.search.evaluated - evaluated) / max(seconds, 1e-9),
+                 "self_play_seconds": seconds}
+        return np.stack(obs).astype(np.uint8), np.stack(pis), np.array(zs, np.float32), stats
+
+    # ---- learning --------------------------------------------------------------------------------
+    def update(self) -> tuple[float, float]:
+        a = self.cfg.alphazero
+        idx = self.rng.integers(0, self.buffer.size, size=min(a.batch_size, self.buffer.size))
+        x = torch.from_numpy(self.buffer.obs[idx].astype(np.float32)).to(self.device)
+        pi = torch.from_numpy(self.buffer.pi[idx]).to(self.device)
+        z = torch.from_numpy(self.buffer.z[idx]).to(self.device)
+        if a.symmetries:
+            ks = self.rng.integers(0, 8, size=len(idx))
+            for k in range(1, 8):
+                sel = torch.from_numpy(np.flatnonzero(ks == k)).to(self.device)
+                if len(sel):
+                    x[sel], pi[sel] = symmetry(x[sel], pi[sel], k, self.rules.size)
+        self.net.train()
+        logits, v = self.net(x)
+        value_loss = F.mse_loss(v, z)
+        policy_loss = -(pi * torch.log_softmax(logits, -1)).sum(1).mean()
+        self.opt.zero_grad(set_to_none=True)
+        (value_loss + policy_loss).backward()
+        self.opt.step()
+        return value_loss.item(), policy_loss.item()
+
+    def train_step(self, step: int) -> dict[str, float]:
+        a = self.cfg.alphazero
+        obs, pi, z, stats = self.self_play(a.parallel_games)
+        self.buffer.add(obs, pi, z)
+        self.games += a.parallel_games
+        updates = max(1, round(a.replay_ratio * len(z) / a.batch_size))
+        losses = [self.update() for _ in range(updates)]
+        return {"value_loss": float(np.mean([v for v, _ in losses])),
+                "policy_loss": float(np.mean([p for _, p in losses])), "updates": float(updates), **stats}
+
+    # ---- loop contract ---------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "buffer": self.buffer.state_dict(),
+                "rng": self.rng.bit_generator.state, "games": self.games}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.net.load_state_dict(state["net"])
+        self.opt.load_state_dict(state["opt"])
+        self.buffer.load_state_dict(state["buffer"])
+        self.rng.bit_generator.state = state["rng"]
+        self.games = int(state["games"])
+

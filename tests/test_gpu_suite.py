@@ -23,13 +23,14 @@ def test_gpu_suite_smoke_runs_every_job_and_a_second_call_trains_nothing_again(t
     out = tmp_path / "gpu"
     assert gpu_suite.main(["--out", str(out), "--smoke"]) == 0
     rows = {r["job"]: r for r in json.loads((out / "results.json").read_text())}
-    for job in ("fashion_dcgan", "fashion_diffusion", "pong_ppo", "biggan"):
+    for job in ("fashion_dcgan", "fashion_diffusion", "pong_ppo", "biggan", "go9"):
         assert rows[job]["status"] == "completed", rows[job]
     for job in ("fashion_dcgan", "fashion_diffusion", "biggan"):
         assert rows[job]["fd"] > 0 and rows[job]["real_fd"] >= 0
         samples = np.load(out / job / "samples10k.npy")
         assert samples.dtype.name == "uint8" and samples.shape[1:] == (1, 28, 28)
     assert rows["pong_ppo"]["curve_points"] >= 1
+    assert rows["go9"]["steps"] == 4 and "gnugo:1" in rows["go9"]["then, here"]
     checkpoints = {job: sorted(p.name for p in (out / job / "checkpoints").iterdir()) for job in rows}
     metrics = {job: (out / job / "metrics.jsonl").read_text() for job in checkpoints}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -99,6 +100,8 @@ def _cmd_gtp(args) -> int:
     from fewlabels.rl.go.agent import load_player
     from fewlabels.rl.go.gtp import GTPEngine
 
+    if args.komi is not None and not math.isfinite(args.komi):
+        raise UserError(f"--komi is {args.komi}; give a finite number, e.g. 7.5")
     player = load_player(args.run, simulations=args.playouts, device=args.device)
     size = player.sizes[0]
     komi = player.komi if args.komi is None else args.komi
@@ -112,6 +115,10 @@ def _cmd_match(args) -> int:
 
     if args.games < 1:
         raise UserError(f"--games is {args.games}; give a positive number of games")
+    if args.max_moves is not None and args.max_moves < 1:
+        raise UserError(f"--max-moves is {args.max_moves}; give a positive number of moves (default: 4 N²)")
+    if args.komi is not None and not math.isfinite(args.komi):
+        raise UserError(f"--komi is {args.komi}; give a finite number, e.g. 7.5")
     agent = load_player(args.run, simulations=args.playouts, device=args.device)
     size = agent.sizes[0] if args.size is None else args.size
     if size != agent.sizes[0]:

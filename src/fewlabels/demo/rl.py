@@ -1,6 +1,7 @@
 """The reinforcement-learning parts of `fewlabels demo`: the Grid World (exact planning, Figure 4.1,
 random vs optimal policy, a large grid's value map), FrozenLake solved by planning and by
-Q-learning, CliffWalking learned by Q-learning and SARSA (Figure 6.4), and PPO on CartPole."""
+Q-learning, CliffWalking learned by Q-learning and SARSA (Figure 6.4), PPO on CartPole, and Go on
+5x5 by AlphaZero-style self-play."""
 
 from __future__ import annotations
 
@@ -190,3 +191,32 @@ def deep_rl_part(out: Path, quick: bool) -> list[Section]:
                          "settings, 8 environments; evaluation = 10 deterministic episodes every 2,000 steps.",
                     html=table([row]) + images_html(images)
                     + '<p><a href="cartpole_ppo/report.html">cartpole_ppo report</a></p>')]
+
+
+def go_part(out: Path, quick: bool) -> list[Section]:
+    """Go on 5x5: AlphaZero-style self-play for 256 games (about 35 s on one core), then its win rate
+    against the random player and one of its games as a board diagram."""
+    from fewlabels.loop import train
+
+    games = 16 if quick else 256
+    cfg = shipped_config("go/go5_alphazero.yaml", [
+        f"train.steps={games}", "alphazero.simulations=16", f"alphazero.parallel_games={16 if quick else 32}",
+        "train.eval_every=0", f"eval.games={4 if quick else 40}"])
+    print("fewlabels demo: training go5_alphazero", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    summary = train(cfg, str(out / "go5_alphazero"), device="cpu", stop_raises=True)
+    m = summary["metrics"]
+    row = {"self-play games": summary["steps"], "training seconds (evaluation excluded)":
+           round(summary["wall_seconds"] - m.get("eval_seconds", 0.0), 1),
+           f"wins against random, {cfg.eval.simulations} playouts a move": m.get("win_rate_random"),
+           "wins against random, network alone": m.get("win_rate_random_net"), "demo part seconds":
+           round(time.perf_counter() - t0, 1)}
+    board = out / "go5_alphazero" / "samples" / "game.png"
+    return [Section("Go: AlphaZero-style self-play on 5x5",
+                    text="The lecture's Go: state = the stones, action = where to put the next one, reward 1 for a "
+                         "win at the end. Komi 24.5, so Black wins only by owning the whole board. A residual "
+                         "policy-value network learns from its own games, each move chosen by PUCT search; "
+                         f"then {cfg.eval.games} games against a random player, colours alternating. "
+                         "`fewlabels gtp` plays it over GTP; `fewlabels match` against GNU Go.",
+                    html=table([row]) + images_html([board] if board.exists() else [])
+                    + '<p><a href="go5_alphazero/report.html">go5_alphazero report</a></p>')]

@@ -33,14 +33,15 @@ class GoAgent:
         g, n = cfg.game, cfg.net
         self.rules = Rules(g.size, default_komi(g.size) if g.komi is None else g.komi, g.max_moves)
         self.history = n.history
-        self.net = PolicyValueNet(2 * n.history + 1, g.size, n.channels, n.blocks).to(device)
+        self.net = PolicyValueNet(2 * n.history + 1, g.size, n.channels, n.blocks, norm=n.norm).to(device)
         self.rng = np.random.default_rng(cfg.seed)
         self.games = 0
 
     def signature(self) -> str:
         n = self.cfg.net
+        norm = "" if n.norm == "batch" else f" norm={n.norm}"
         return (f"go-{self.cfg.algo} size={self.rules.size} history={n.history} channels={n.channels} "
-                f"blocks={n.blocks}")
+                f"blocks={n.blocks}{norm}")
 
     # ---- playing -----------------------------------------------------------------------------------
     def policy(self, simulations: int):

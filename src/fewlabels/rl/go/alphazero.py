@@ -9,7 +9,8 @@ One `train_step` is one iteration:
 3. take gradient steps on minibatches from the replay buffer (each position in one of the
    board's 8 symmetries), minimising
 
-       l = (z - v)² - π · log p      (+ weight decay, through AdamW)
+       l = (z - v)² - π · log p      (the paper's + c‖θ‖² is AdamW's decoupled weight decay here,
+                                       on every weight, batch norm's included)
 
 `train.steps` counts self-play games. Resume is bitwise: an iteration is whole (games start and
 end inside it) and the replay buffer and every random stream are in the checkpoint.

@@ -22,6 +22,7 @@ class GoNetConfig:
     channels: int = field(default=32, metadata={"ge": 1})
     blocks: int = field(default=3, metadata={"ge": 0})
     history: int = field(default=3, metadata={"ge": 1})  # positions in the observation (ko needs 2)
+    norm: Literal["batch", "none"] = "batch"  # AlphaZero's batch norm; PPO needs none (net.py says why)
 
 
 @dataclass
@@ -98,5 +99,8 @@ class GoConfig:
 
         for spec in self.eval.opponents:
             parse_opponent(spec, where="eval.opponents")  # a typo is refused before a run directory exists
+        if self.algo == "ppo" and self.net.norm == "batch":
+            raise UserError("net.norm is 'batch' with algo ppo; PPO's ratio π/π_old needs the network to act and "
+                            "learn alike, which batch norm breaks (running vs batch statistics): set net.norm: none")
         if self.game.max_moves is not None and self.game.max_moves < self.game.size:
             raise UserError(f"game.max_moves is {self.game.max_moves}; a game needs at least {self.game.size} moves")

@@ -8,7 +8,10 @@ followed by an empty line. Bad arguments get a `?` answer, never a crash.
 
 from __future__ import annotations
 
+import collections
+import math
 import queue
+import re
 import shlex
 import subprocess
 import sys
@@ -19,6 +22,7 @@ from fewlabels.errors import UserError
 from fewlabels.rl.go.players import RESIGN, IllegalMove, PolicyPlayer, colour_of
 from fewlabels.rl.go.rules import COLUMNS, SIZES, action_to_vertex, vertex_to_action
 
+DIGITS = re.compile(r"[0-9]+")  # not str.isdigit, which takes "²"
 COMMANDS = ("protocol_version", "name", "version", "known_command", "list_commands", "quit", "boardsize",
             "clear_board", "komi", "play", "genmove", "undo", "showboard", "final_score")
 
@@ -40,12 +44,13 @@ class GTPEngine:
     def handle(self, line: str) -> str | None:
         """The answer to one input line (with its trailing empty line), or None for a line that is
         empty or a comment."""
-        line = "".join(c for c in line.replace("\t", " ") if c >= " " or c == "\n").split("#", 1)[0].strip()
+        # the specification's preprocessing: control characters out, tabs to spaces, comments off
+        line = "".join(c for c in line.replace("\t", " ") if " " <= c != "\x7f").split("#", 1)[0].strip()
         if not line:
             return None
         words = line.split()
         ident = ""
-        if words[0].isdigit():
+        if DIGITS.fullmatch(words[0]):
             ident, words = words[0], words[1:]
             if not words:
                 return f"?{ident} empty command\n\n"
@@ -56,6 +61,8 @@ class GTPEngine:
             result = getattr(self, f"cmd_{name}")(args)
         except GTPError as e:
             return f"?{ident} {e}\n\n"
+        except Exception as e:  # never a crash: the controller gets an answer and the engine lives on
+            return f"?{ident} internal error: {type(e).__name__}: {e}\n\n"
         return f"={ident} {result}".rstrip(" ") + "\n\n" if result else f"={ident}\n\n"
 
     def serve(self, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> None:
@@ -90,8 +97,8 @@ class GTPEngine:
 
     def cmd_boardsize(self, args):
         _need(args, 1, "boardsize SIZE")
-        if not args[0].isdigit():
-            raise GTPError("boardsize not an integer")
+        if not DIGITS.fullmatch(args[0]):
+            raise GTPError("syntax error (boardsize takes an integer)")
         size = int(args[0])
         if size not in SIZES or (self.player.sizes is not None and size not in self.player.sizes):
             raise GTPError("unacceptable size")
@@ -106,9 +113,12 @@ class GTPEngine:
     def cmd_komi(self, args):
         _need(args, 1, "komi VALUE")
         try:
-            self.komi = float(args[0])
+            komi = float(args[0])
         except ValueError:
-            raise GTPError("komi not a float") from None
+            komi = math.nan
+        if not math.isfinite(komi):
+            raise GTPError("syntax error (komi takes a finite number)")
+        self.komi = komi
         self.player.set_komi(self.komi)
         return ""
 
@@ -124,7 +134,7 @@ class GTPEngine:
     def cmd_genmove(self, args):
         _need(args, 1, "genmove COLOUR")
         action = self.player.genmove(self._colour(args[0]))
-        return "resign" if action == RESIGN else action_to_vertex(action, self.size).lower().replace("pass", "pass")
+        return "resign" if action == RESIGN else action_to_vertex(action, self.size).lower()
 
     def cmd_undo(self, args):
         try:
@@ -177,13 +187,30 @@ class GTPProcess:
             raise OpponentFailed(f"opponent command {command!r} does not start ({e}); give a GTP engine's "
                                  "command line, e.g. \"gnugo --mode gtp --level 1\"") from None
         self.lines: queue.Queue = queue.Queue()
+        self.errors: collections.deque = collections.deque(maxlen=20)  # its last stderr lines, for messages
         threading.Thread(target=self._read, daemon=True).start()
-        self.known = set(self.send("list_commands").split())
+        threading.Thread(target=self._drain_stderr, daemon=True).start()  # a full pipe would block it
+        try:
+            self.known = set(self.send("list_commands").split())
+        except OpponentFailed:
+            self.close()
+            raise
 
     def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.put(line)
+        try:
+            for line in self.proc.stdout:
+                self.lines.put(line)
+        except (OSError, ValueError):  # closed by close()
+            pass
         self.lines.put(None)
+
+    def _drain_stderr(self) -> None:
+        try:
+            for line in self.proc.stderr:
+                if line.strip():
+                    self.errors.append(line.strip())
+        except (OSError, ValueError):
+            pass
 
     def send(self, command: str) -> str:
         """The result of `command`; OpponentFailed when the engine dies, times out or answers `?`."""
@@ -216,8 +243,8 @@ class GTPProcess:
             code = self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             code = None
-        err = (self.proc.stderr.read() or "").strip().splitlines() if code is not None else []
-        detail = f"; it said: {err[-1]}" if err else ""
+            self.close()
+        detail = f"; it said: {self.errors[-1]}" if self.errors else ""
         return OpponentFailed(f"opponent {self.name!r} stopped (exit code {code}) at {command!r}{detail}")
 
     # -- the player interface ----------------------------------------------------------------------
@@ -248,5 +275,11 @@ class GTPProcess:
                 self.proc.stdin.write("quit\n")
                 self.proc.stdin.flush()
                 self.proc.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
+            except (OSError, ValueError, subprocess.TimeoutExpired):
                 self.proc.kill()
+                self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            try:
+                pipe.close()
+            except OSError:
+                pass

@@ -6,9 +6,11 @@ The referee is a board of our rules (players.PolicyPlayer with no policy): simpl
 are illegal; a whole-board repetition (a draw for OpenSpiel) is played on, as GNU Go does, and
 counted in `repetitions`. A game ends when both players pass in a row, one resigns, one plays an
 illegal move (it loses: `illegal_moves` says how often), or after `max_moves` moves (scored as it
-stands). Scores: the opponent's `final_score` when it has one (GNU Go with --capture-all-dead
-removes dead stones before it passes), else Tromp-Taylor; both are kept in the SGF comment, and
-`score_disagreements` counts games where they differ.
+stands). A move the referee accepts but the other side refuses (their rules differ) is also lost
+by the mover. Scores: a GTP opponent's `final_score` when it has one (GNU Go with
+--capture-all-dead removes dead stones before it passes; with two GTP engines, White's), else
+Tromp-Taylor; both are kept in the SGF comment, and `score_disagreements` counts games where they
+name different winners. The win rate counts draws as not won; its interval is Wilson's on wins.
 """
 
 from __future__ import annotations
@@ -85,18 +87,21 @@ def play_game(black, white, size: int, komi: float, max_moves: int, names: tuple
         try:
             referee.play(colour, action)
         except IllegalMove:
-            record.moves.append((colour, action))
-            record.winner, record.result = -colour, f"{'W' if colour == BLACK else 'B'}+F"
-            record.reason = f"illegal move {action_to_vertex(action, size)}"
-            return record
-        record.repetitions += int(_repeats(referee))
+            return _forfeit(record, colour, action, f"illegal move {action_to_vertex(action, size)}")
         record.moves.append((colour, action))
-        seat[-colour].play(colour, action)
+        try:
+            seat[-colour].play(colour, action)
+        except (IllegalMove, OpponentFailed) as e:
+            if isinstance(e, OpponentFailed) and "refused" not in str(e):
+                raise  # it died or hung: the match stops
+            # legal for the referee, refused by the other side's rules: counted against the mover
+            return _forfeit(record, colour, None, f"{action_to_vertex(action, size)} refused by the opponent")
         passes = passes + 1 if action == size * size else 0
         if passes == 2:
             record.reason = "passes"
             break
         colour = -colour
+    record.repetitions = referee.repetitions
     score = referee.position.score()
     record.tromp_taylor = score_string(score)
     for p in (black, white):
@@ -108,9 +113,12 @@ def play_game(black, white, size: int, komi: float, max_moves: int, names: tuple
     return record
 
 
-def _repeats(referee: PolicyPlayer) -> bool:
-    """Did the move just played repeat a whole-board position (OpenSpiel's draw, played on here)?"""
-    return referee.position.repetition_ended()
+def _forfeit(record: GameRecord, colour: int, action: int | None, reason: str) -> GameRecord:
+    """The game lost by `colour` (SGF's "+F"), `action` recorded if it is not yet."""
+    if action is not None:
+        record.moves.append((colour, action))
+    record.winner, record.result, record.reason = -colour, f"{'W' if colour == BLACK else 'B'}+F", reason
+    return record
 
 
 def write_sgf(record: GameRecord, size: int, komi: float, path: Path) -> None:
@@ -139,14 +147,15 @@ def make_player(spec: str, seed: int = 0, simulations: int | None = None, device
     kind, _, arg = spec.partition(":")
     if spec == "random":
         return random_player(seed), "random"
-    if kind == "gnugo" and arg.isdigit():
+    if kind == "gnugo" and arg.isascii() and arg.isdigit():
         return GTPProcess(gnugo_command(int(arg)), f"gnugo-{arg}"), f"GNU Go level {arg}"
-    if kind == "mcts" and arg.isdigit():
+    if kind == "mcts" and arg.isascii() and arg.isdigit():
         return mcts_player(int(arg), seed), f"MCTSBot {arg} rollouts"
-    if (Path(spec) / "config.yaml").is_file():
+    if kind == "run" and arg or (Path(spec) / "config.yaml").is_file():
         from fewlabels.rl.go.agent import load_player
 
-        return load_player(spec, simulations=simulations, device=device), Path(spec).name
+        path = arg if kind == "run" and arg else spec
+        return load_player(path, simulations=simulations, device=device), Path(path).name
     return GTPProcess(spec), spec.split()[0].rsplit("/", 1)[-1]
 
 
@@ -155,7 +164,7 @@ def run_match(agent, opponent, games: int, size: int, komi: float, names: tuple[
     """`games` games of `agent` against `opponent`, the agent Black in even-numbered games."""
     from tqdm import tqdm
 
-    cap = max_moves or 4 * size * size
+    cap = 4 * size * size if max_moves is None else max_moves
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     wins = losses = draws = illegal = disagree = repetitions = 0

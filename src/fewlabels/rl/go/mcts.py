@@ -2,12 +2,14 @@
 
 Each simulation walks from the root by
 
-    a* = argmax_a  Q(s, a) + c_puct · P(s, a) · √(Σ_b N(s, b)) / (1 + N(s, a))
+    a* = argmax_a  Q(s, a) + c_puct · P(s, a) · √(Σ_b N(s, b) + 1) / (1 + N(s, a))
 
 to a position not yet expanded, asks the network for (P, v) there, and backs v up the path,
 negated at every level (the side to move alternates; a pass is a move). Terminal positions are
 scored by the rules instead (1 win, -1 loss, 0 draw, for the side to move). Q of an action not
-yet tried is 0. The root can be given Dirichlet noise, P ← (1 - ε) P + ε Dir(α), for self-play.
+yet tried is 0. The paper's √ΣN is 0 at a node's first simulation, where every Q is 0 too, so the
+first child would be the lowest action index; with √(ΣN + 1) the prior decides it. The root can
+be given Dirichlet noise, P ← (1 - ε) P + ε Dir(α), for self-play.
 
 Batched: one simulation of every game's tree is a batch, so one network call evaluates a leaf
 from each game. On a CPU the network call dominates unless it is batched (benchmarks/go_search.py

@@ -12,13 +12,20 @@ from torch import nn
 from torch.nn import functional as F
 
 
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """Batch norm (AlphaZero's), or none: PPO compares π(a|s) of the network that acted with the
+    one that learns, and batch norm makes those two differ (running vs batch statistics)."""
+    return nn.BatchNorm2d(channels) if kind == "batch" else nn.Identity()
+
+
 class ResidualBlock(nn.Module):
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, norm: str = "batch"):
         super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(channels)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(channels)
+        bias = norm == "none"
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=bias)
+        self.bn1 = norm_layer(norm, channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=bias)
+        self.bn2 = norm_layer(norm, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.bn1(self.conv1(x)))
@@ -26,15 +33,17 @@ class ResidualBlock(nn.Module):
 
 
 class PolicyValueNet(nn.Module):
-    def __init__(self, in_planes: int, size: int, channels: int = 32, blocks: int = 3, value_hidden: int = 64):
+    def __init__(self, in_planes: int, size: int, channels: int = 32, blocks: int = 3, value_hidden: int = 64,
+                 norm: str = "batch"):
         super().__init__()
         self.size = size
-        self.stem = nn.Sequential(nn.Conv2d(in_planes, channels, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(channels), nn.ReLU())
-        self.trunk = nn.Sequential(*[ResidualBlock(channels) for _ in range(blocks)])
-        self.policy_conv = nn.Sequential(nn.Conv2d(channels, 2, 1, bias=False), nn.BatchNorm2d(2), nn.ReLU())
+        bias = norm == "none"
+        self.stem = nn.Sequential(nn.Conv2d(in_planes, channels, 3, padding=1, bias=bias),
+                                  norm_layer(norm, channels), nn.ReLU())
+        self.trunk = nn.Sequential(*[ResidualBlock(channels, norm) for _ in range(blocks)])
+        self.policy_conv = nn.Sequential(nn.Conv2d(channels, 2, 1, bias=bias), norm_layer(norm, 2), nn.ReLU())
         self.policy_fc = nn.Linear(2 * size * size, size * size + 1)
-        self.value_conv = nn.Sequential(nn.Conv2d(channels, 1, 1, bias=False), nn.BatchNorm2d(1), nn.ReLU())
+        self.value_conv = nn.Sequential(nn.Conv2d(channels, 1, 1, bias=bias), norm_layer(norm, 1), nn.ReLU())
         self.value_fc = nn.Sequential(nn.Linear(size * size, value_hidden), nn.ReLU(), nn.Linear(value_hidden, 1))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,9 +10,9 @@
 
 Rules on each side: our positions are OpenSpiel's (simple ko illegal, suicide illegal), but a
 whole-board repetition, which OpenSpiel calls the end of the game (a draw), is played on when a
-controller or an opponent with simple ko only (GNU Go) plays it: the position is set up afresh
-(`Rules.setup`) and the game continues. Games played through these players have no length cap
-but the referee's (match.py).
+controller or an opponent with simple ko only (GNU Go) plays it: the board before the move is
+set up afresh (`Rules.setup`) and the move played there, so the ko it makes is still known. Games
+played through these players have no length cap but the referee's (match.py).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ class PolicyPlayer:
         self.trained_komi: float | None = None
         self.position: Position | None = None
         self.moves: list[tuple[int, int]] = []  # (colour, action) since clear_board, for undo
+        self.repetitions = 0  # whole-board repetitions played on since clear_board
 
     # -- GTP's board verbs -------------------------------------------------------------------
     def new_game(self, size: int, komi: float) -> None:
@@ -52,6 +53,7 @@ class PolicyPlayer:
         self.rules = Rules(size, float(komi), MOVE_CAP_PER_POINT * size * size)
         self.position = self.rules.new()
         self.moves = []
+        self.repetitions = 0
 
     @property
     def komi(self) -> float | None:
@@ -96,15 +98,20 @@ class PolicyPlayer:
     def _apply(self, colour: int, action: int) -> None:
         pos = self.position
         if pos.over or pos.to_play != colour:
-            # a game OpenSpiel ended (repetition) that the controller plays on, or two moves of
-            # one colour in a row (GTP allows it): the board is set up afresh with `colour` to move
+            # a game over by two passes that the controller plays on, or two moves of one colour
+            # in a row (GTP allows it): the board is set up afresh with `colour` to move
             pos = self._setup(pos.board(), colour)
         if not pos.legal_mask()[action]:
             raise ValueError(f"{colour_name(colour)} {action_to_vertex(action, self.rules.size)} is illegal here "
                              "(occupied, suicide, or a ko recapture)")
-        pos = pos.copy()
-        pos.play(action, self.keep)
-        self.position = pos
+        after = pos.after(action, self.keep)
+        if after.repetition_ended():
+            # OpenSpiel ends the game on a whole-board repetition; GNU Go plays on under simple ko,
+            # and so do we: the board before the move is set up afresh and the move played there,
+            # so OpenSpiel knows the ko it makes (the move is legal there: it was legal here)
+            after = self.rules.setup(pos.board(), colour).after(action, self.keep)
+            self.repetitions += 1
+        self.position = after
 
     def _setup(self, board: np.ndarray, colour: int) -> Position:
         self.position = self.rules.setup(board, colour)
@@ -113,6 +120,7 @@ class PolicyPlayer:
     def _replay(self, moves: list[tuple[int, int]]) -> None:
         self.position = self.rules.new()
         self.moves = []
+        self.repetitions = 0
         for colour, action in moves:
             self.play(colour, action)
 
@@ -152,7 +160,7 @@ def parse_opponent(spec: str, where: str = "--opponent") -> tuple[str, str]:
     kind, _, arg = spec.partition(":")
     if kind == "random" and not arg:
         return kind, ""
-    if kind in ("gnugo", "mcts") and arg.isdigit():
+    if kind in ("gnugo", "mcts") and arg.isascii() and arg.isdigit():
         return kind, arg
     if kind == "run" and arg:
         return kind, arg

@@ -14,7 +14,7 @@ from fewlabels.viz.plots import curves
 
 def board_diagram(size: int, moves: list[tuple[int, int]], path: Path, title: str) -> Path:
     """The stones left at the end, each numbered by the move that placed it (captured stones are
-    not drawn; their numbers are listed under the board, as printed game records do)."""
+    not drawn; the SGF file has every move)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -58,12 +58,13 @@ def board_diagram(size: int, moves: list[tuple[int, int]], path: Path, title: st
 def sections(exp, run) -> list[Section]:
     rows = run.read_metrics()
     out = []
-    keys = sorted({k for r in rows for k in r if k.startswith("win_rate_")})
+    evals = [r for r in rows if r.get("kind") == "eval"]
+    keys = sorted({k for r in evals for k in r if k.startswith("win_rate_")})
     if keys:
-        fig = curves(rows, keys, run.samples / "win_rates.png", "win rate against self-play games")
+        fig = curves(evals, keys, run.samples / "win_rates.png", "win rate against self-play games")
         if fig:
             out.append(Section("Win rates over training", image=fig))
-        last = [r for r in rows if any(k in r for k in keys)][-1]
+        last = evals[-1]
         out.append(Section("Last evaluation", html=table([{"games played": last["step"],
                                                            **{k: last.get(k) for k in keys}}])))
     fig = curves(rows, [k for k in ("value_loss", "policy_loss") if any(k in r for r in rows)],

@@ -48,7 +48,8 @@ def vertex_to_action(vertex: str, size: int) -> int:
     v = vertex.strip().upper()
     if v == "PASS":
         return size * size
-    if len(v) < 2 or v[0] not in COLUMNS[:size] or not v[1:].isdigit() or not 1 <= int(v[1:]) <= size:
+    row = v[1:]
+    if len(v) < 2 or v[0] not in COLUMNS[:size] or not (row.isascii() and row.isdigit()) or not 1 <= int(row) <= size:
         raise ValueError(f"vertex {vertex!r} is not on a {size}x{size} board "
                          f"(columns {COLUMNS[0]}-{COLUMNS[size - 1]}, rows 1-{size}, or pass)")
     return (int(v[1:]) - 1) * size + COLUMNS.index(v[0])
@@ -110,43 +111,34 @@ class Rules:
 
     def setup(self, board: np.ndarray, to_play: int) -> Position:
         """A fresh game whose position is `board` with `to_play` to move, reached by placing the
-        stones one at a time (the other side passing in between, never twice in a row). A legal
-        board (every group with a liberty) is reached without captures. The game's history, and so
-        its ko and repetition memory, starts at this position."""
+        stones one at a time, passes filling the turns of the side with fewer stones.
+
+        The turns alternate from Black and end with the side not to move; each side's stones take
+        its last turns, so its passes come first. One side never passes, so no two passes are
+        consecutive, and the last move is a stone whenever that side has one: a pass now does not
+        end the game. Every group keeps a liberty at every stage (placing stones only removes
+        liberties, and the final board has one for each group), so there are no captures. The
+        history (ko, repetitions, the observation's planes) holds these set-up positions."""
         board = np.asarray(board)
         if board.shape != (self.size, self.size):
             raise ValueError(f"board of shape {board.shape}; expected ({self.size}, {self.size})")
-        black = [int(a) for a in np.flatnonzero(board.ravel() == BLACK)]
-        white = [int(a) for a in np.flatnonzero(board.ravel() == WHITE)]
-        moves = 2 * (len(black) + len(white)) + 4
-        rules = Rules(self.size, self.komi, max(self.max_moves or 0, moves + 4 * self.size * self.size))
+        stones = {BLACK: [int(a) for a in np.flatnonzero(board.ravel() == BLACK)],
+                  WHITE: [int(a) for a in np.flatnonzero(board.ravel() == WHITE)]}
+        nb, nw = len(stones[BLACK]), len(stones[WHITE])
+        if to_play == BLACK:  # White moves last: an even number of turns, half each
+            turns = 2 * max(nb, nw)
+        else:  # Black moves last: an odd number, Black one turn more
+            turns = max(2 * nb - 1, 2 * nw + 1)
+        rules = Rules(self.size, self.komi, max(self.max_moves or 0, turns + 4 * self.size * self.size))
         pos = rules.new()
-        while black or white:
-            queue = black if pos.to_play == BLACK else white
-            pos.play(queue.pop() if queue else rules.pass_action)
-        if pos.to_play != to_play:
-            # a pass, unless the last move was one (two in a row would end the game): then a
-            # stone-less round trip is impossible, so the position is rebuilt with the colours'
-            # order changed by one leading pass
-            if pos.history and pos.history[-1] == rules.pass_action:
-                return _setup_leading_pass(rules, board, to_play)
-            pos.play(rules.pass_action)
-        if not np.array_equal(pos.board(), board):
+        for colour in (BLACK, WHITE):
+            own_turns = (turns + (colour == BLACK)) // 2
+            stones[colour] = [rules.pass_action] * (own_turns - len(stones[colour])) + stones[colour]
+        for i in range(turns):
+            pos.play(stones[BLACK if i % 2 == 0 else WHITE][i // 2])
+        if not np.array_equal(pos.board(), board) or pos.to_play != to_play:
             raise ValueError("board is not a legal Go position (a group without liberties)")
         return pos
-
-
-def _setup_leading_pass(rules: Rules, board: np.ndarray, to_play: int) -> Position:
-    black = [int(a) for a in np.flatnonzero(board.ravel() == BLACK)]
-    white = [int(a) for a in np.flatnonzero(board.ravel() == WHITE)]
-    pos = rules.new()
-    pos.play(rules.pass_action)  # Black passes first: White places first
-    while black or white:
-        queue = black if pos.to_play == BLACK else white
-        pos.play(queue.pop() if queue else rules.pass_action)
-    if pos.to_play != to_play:
-        pos.play(rules.pass_action)
-    return pos
 
 
 _GAMES: dict = {}

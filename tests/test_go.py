@@ -299,7 +299,7 @@ def test_a_run_writes_metrics_report_and_game_diagram(tiny_run):
 
 
 def test_gtp_engine_answers_every_command_and_refuses_bad_arguments(tiny_run):
-    from fewlabels.rl.go.agent import load_player
+    from fewlabels.rl.go.load import load_player
 
     e = GTPEngine(load_player(str(tiny_run), simulations=0), 5, 24.5)
     assert e.handle("1 protocol_version") == "=1 2\n\n"
@@ -465,7 +465,7 @@ def test_bad_go_configs_get_one_sentence_and_exit_2(tmp_path, capsys, sections, 
 
 
 def test_gtp_on_a_run_of_another_family_is_refused(tmp_path, capsys):
-    from fewlabels.rl.go.agent import load_player
+    from fewlabels.rl.go.load import load_player
 
     with pytest.raises(UserError, match="not a run directory"):
         load_player(str(tmp_path))

@@ -97,8 +97,8 @@ def _cmd_truncation(args) -> int:
 
 
 def _cmd_gtp(args) -> int:
-    from fewlabels.rl.go.agent import load_player
     from fewlabels.rl.go.gtp import GTPEngine
+    from fewlabels.rl.go.load import load_player
 
     if args.komi is not None and not math.isfinite(args.komi):
         raise UserError(f"--komi is {args.komi}; give a finite number, e.g. 7.5")
@@ -110,7 +110,7 @@ def _cmd_gtp(args) -> int:
 
 
 def _cmd_match(args) -> int:
-    from fewlabels.rl.go.agent import load_player
+    from fewlabels.rl.go.load import load_player
     from fewlabels.rl.go.match import make_player, run_match
 
     if args.games < 1:

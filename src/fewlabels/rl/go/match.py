@@ -152,7 +152,7 @@ def make_player(spec: str, seed: int = 0, simulations: int | None = None, device
     if kind == "mcts" and arg.isascii() and arg.isdigit():
         return mcts_player(int(arg), seed), f"MCTSBot {arg} rollouts"
     if kind == "run" and arg or (Path(spec) / "config.yaml").is_file():
-        from fewlabels.rl.go.agent import load_player
+        from fewlabels.rl.go.load import load_player
 
         path = arg if kind == "run" and arg else spec
         return load_player(path, simulations=simulations, device=device), Path(path).name

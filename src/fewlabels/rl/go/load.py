@@ -1,0 +1,23 @@
+"""A trained Go run as a player, for `fewlabels gtp`, `fewlabels match` and run-directory
+opponents (apart from agent.py, which evaluates through the match runner: no import circle)."""
+
+from __future__ import annotations
+
+from fewlabels.rl.go.players import PolicyPlayer
+
+
+def load_player(run_dir: str, simulations: int | None = None, device: str = "cpu") -> PolicyPlayer:
+    """A trained Go run as a player (for `fewlabels gtp` and `fewlabels match`): its search with
+    `simulations` per move (default: its config's eval.simulations), 0 for the network alone."""
+    from pathlib import Path
+
+    from fewlabels.errors import UserError
+    from fewlabels.loop import open_run
+
+    cfg, _, exp = open_run(run_dir, device)
+    if cfg.family != "go":
+        raise UserError(f"{run_dir!r} is a {cfg.family} run; Go players come from runs of a configs/go/ config")
+    sims = cfg.eval.simulations if simulations is None else simulations
+    if sims < 0:
+        raise UserError(f"--playouts is {sims}; give 0 (the network alone) or more")
+    return exp.player(sims, name=f"{Path(run_dir).name} ({sims} playouts)" if sims else Path(run_dir).name)

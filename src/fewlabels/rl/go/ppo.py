@@ -40,6 +40,8 @@ class SelfPlayPPO(GoAgent):
         self.steps_per_call = p.parallel_games
         self.pool: list[dict] = []  # past selves' weights, oldest first
         self.opponent = copy.deepcopy(self.net).eval()
+        self.torch_rng = torch.Generator(device=device)  # the moves' sampling stream, in checkpoints
+        self.torch_rng.manual_seed(int(cfg.seed))
 
     # ---- playing the games -------------------------------------------------------------------------
     @torch.no_grad()
@@ -52,13 +54,6 @@ class SelfPlayPPO(GoAgent):
         actions = torch.multinomial(logp_all.exp(), 1, generator=self.torch_rng).squeeze(1)
         logp = logp_all.gather(1, actions[:, None]).squeeze(1)
         return obs, masks, actions.cpu().numpy(), logp.cpu().numpy(), value.float().cpu().numpy()
-
-    @property
-    def torch_rng(self) -> torch.Generator:
-        if not hasattr(self, "_torch_rng"):
-            self._torch_rng = torch.Generator(device=self.device)
-            self._torch_rng.manual_seed(int(self.cfg.seed))
-        return self._torch_rng
 
     def play_games(self, games: int) -> tuple[dict, dict]:
         """The learner's moves of `games` games against the chosen opponent, with advantages."""

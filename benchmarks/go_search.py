@@ -29,7 +29,7 @@ from fewlabels.rl.go.mcts import Search, network_evaluator  # noqa: E402
 from fewlabels.rl.go.net import PolicyValueNet  # noqa: E402
 from fewlabels.rl.go.rules import Rules, default_komi  # noqa: E402
 
-NETS = {5: (32, 3), 7: (48, 4), 9: (64, 6)}  # (channels, blocks) of the shipped configs
+NETS = {5: (32, 3), 7: (32, 4), 9: (64, 6)}  # (channels, blocks) of the shipped configs
 
 
 def positions(rules: Rules, games: int, rng: np.random.Generator) -> list:

@@ -170,3 +170,24 @@ def test_the_diffusion_sampler_is_chosen_at_sample_time(tmp_path, capsys):
     capsys.readouterr()
     assert main(["sample", str(out), "--n", "5", "--out", str(tmp_path / "x.npy"), "--set", "model.width=8"]) == 2
     assert "only eval.* and sampler.* keys can be set" in capsys.readouterr().err
+
+
+def test_a_time_budget_ends_the_run_there_and_a_larger_one_resumes_it(tmp_path, capsys):
+    """train.max_minutes: the run stops at the first step past its training time (evaluation not
+    counted), evaluates and counts as complete; re-run, it changes nothing; a larger budget resumes it."""
+    cfg = write_config(tmp_path / "c.yaml", train={"steps": 10**6, "log_every": 50, "snapshot_every": 0,
+                                                    "eval_every": 0, "checkpoint_every": 10**5, "max_minutes": 0.01},
+                       eval={"samples": 100, "emd_points": 50})
+    out = tmp_path / "r"
+    assert main(["train", str(cfg), "--out", str(out)]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["status"] == "completed" and 0 < first["steps"] < 10**6
+    assert 0.6 <= first["training_seconds"] < first["wall_seconds"]
+    before = tree(out)
+    assert main(["train", str(cfg), "--out", str(out)]) == 0
+    assert "is complete" in capsys.readouterr().err and tree(out) == before
+    assert main(["train", str(cfg), "--out", str(out), "--set", "train.max_minutes=0.02"]) == 0
+    err = capsys.readouterr()
+    second = json.loads(err.out)
+    assert f"resuming {out} from step {first['steps']}" in err.err
+    assert second["steps"] > first["steps"] and second["training_seconds"] >= 1.2

@@ -41,6 +41,9 @@ class LoopConfig:
     # 0: train.steps. Fixed when a run starts: a run extended with a larger train.steps keeps it,
     # so its schedules hold their final values beyond it instead of jumping back (run.py).
     schedule_steps: int = dataclasses.field(default=0, metadata={"ge": 0})
+    # A budget of training time (wall time less evaluation), for comparisons at equal time; 0: none.
+    # The run ends at the first step past it, as if train.steps had been reached there.
+    max_minutes: float = dataclasses.field(default=0.0, metadata={"ge": 0})
 
     @property
     def horizon(self) -> int:

@@ -81,20 +81,23 @@ def average_gradients(params: list[Tensor]) -> None:
         offset += g.numel()
 
 
-def agree(losses: dict[str, Tensor], stopping: bool) -> tuple[dict[str, float], bool]:
+def agree(losses: dict[str, Tensor], stopping: bool, out_of_time: bool = False
+          ) -> tuple[dict[str, float], bool, bool]:
     """What every rank must agree on after a step, in one all-reduce: the losses averaged over
     ranks (the global batch's, as one process would log them; so a NaN on any rank is a NaN on
-    all, and all stop together) and whether any rank received a stop signal (SIGTERM can reach
-    them at different steps; a rank leaving alone would leave the others waiting in an all-reduce)."""
+    all, and all stop together), whether any rank received a stop signal (SIGTERM can reach
+    them at different steps; a rank leaving alone would leave the others waiting in an all-reduce)
+    and whether any rank found the time budget (train.max_minutes) spent."""
     if world_size() == 1:
-        return {k: float(v) for k, v in losses.items()}, stopping
+        return {k: float(v) for k, v in losses.items()}, stopping, out_of_time
     values = [torch.as_tensor(v).detach().float().reshape(()) for v in losses.values()]
     device = next((v.device for v in values), torch.device("cpu"))
-    flat = torch.stack([*values, torch.tensor(float(stopping), device=device)])
+    flags = torch.tensor([float(stopping), float(out_of_time)], device=device)
+    flat = torch.cat([torch.stack(values) if values else flags[:0], flags])
     dist.all_reduce(flat)
     flat = flat.cpu()
-    means = (flat[:-1] / world_size()).tolist()
-    return dict(zip(losses, means, strict=True)), bool(flat[-1] > 0)
+    means = (flat[:-2] / world_size()).tolist()
+    return dict(zip(losses, means, strict=True)), bool(flat[-2] > 0), bool(flat[-1] > 0)
 
 
 def _global_sum(x: Tensor) -> Tensor:

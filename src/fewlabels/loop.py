@@ -137,11 +137,12 @@ def train(cfg: Any, out: str, device: str = "auto", stop_raises: bool = False) -
         raise UserError(f"family {cfg.family!r} does not train under torchrun yet; run it as one process")
     main = distributed.is_main()  # rank 0 alone writes the run directory
     run = RunDir(out).check(cfg)  # every rank: the same decisions (and cfg's inherited horizon)
-    done = run.completed(cfg.train.steps)
+    done = run.completed(cfg.train.steps, cfg.train.max_minutes)
     if done is not None:  # nothing to train: the run directory is left exactly as it is
         if main:
+            longer = "raise train.steps" + (" or train.max_minutes" if cfg.train.max_minutes else "")
             print(f"fewlabels: {out} is complete (step {done['steps']} of {cfg.train.steps}); nothing to do; "
-                  f"raise train.steps to train it longer", file=sys.stderr)
+                  f"{longer} to train it longer", file=sys.stderr)
         distributed.finish()
         return {**done, "complete": True}
     t = cfg.train
@@ -183,6 +184,14 @@ def train(cfg: Any, out: str, device: str = "auto", stop_raises: bool = False) -
         return {**values, "eval_seconds": round(eval_seconds, 4)}
 
     previous = start
+    budget = t.max_minutes * 60
+
+    def training_seconds() -> float:
+        return run.wall_seconds() - eval_seconds
+
+    def out_of_time() -> bool:
+        """train.max_minutes reached (rank 0's clock decides; `agree` tells every rank)."""
+        return bool(budget) and main and training_seconds() >= budget
 
     def crossed(every: int) -> bool:
         """Did the last call pass a multiple of `every`? (step % every == 0 when stride is 1)"""
@@ -194,14 +203,15 @@ def train(cfg: Any, out: str, device: str = "auto", stop_raises: bool = False) -
             while step < t.steps:
                 previous, step = step, step + stride
                 # Under torchrun: the global batch's mean losses on every rank, and one stop decision.
-                values, stopping = distributed.agree(exp.train_step(step), stop.received is not None)
+                values, stopping, timed_out = distributed.agree(exp.train_step(step), stop.received is not None,
+                                                                out_of_time())
                 bad = [k for k, v in values.items() if not math.isfinite(v)]
                 if bad:
                     kept = run.latest_checkpoint()
                     where = f"the last good checkpoint {kept.name} is kept" if kept else "no checkpoint was written"
                     raise TrainingDiverged(f"training diverged at step {step}: {bad[0]} is {values[bad[0]]}; "
                                            f"{where}; lower the learning rate or add a Lipschitz constraint")
-                done = step >= t.steps
+                done = step >= t.steps or timed_out
                 if main and (crossed(t.log_every) or done):
                     run.log(step, values)
                     progress.update(step, values)
@@ -214,6 +224,11 @@ def train(cfg: Any, out: str, device: str = "auto", stop_raises: bool = False) -
                     save(run, exp, cfg, step)
                 if stopping:
                     status = "interrupted"
+                    break
+                if timed_out:
+                    if main:
+                        print(f"fewlabels: train.max_minutes ({t.max_minutes:g}) reached at step {step}",
+                              file=sys.stderr)
                     break
     except TrainingDiverged:
         if main:
@@ -229,7 +244,7 @@ def train(cfg: Any, out: str, device: str = "auto", stop_raises: bool = False) -
     if status == "completed":
         last = evaluate()
         run.log(step, last, kind="eval")
-    summary = run.write_summary(status, step, last)
+    summary = run.write_summary(status, step, last, training_seconds=round(training_seconds(), 3))
     from fewlabels.report import write_report
     write_report(run, cfg, exp)
     run.close()

@@ -31,7 +31,7 @@ _CKPT = re.compile(r"^step_(\d{9})\.safetensors$")
 KEEP_CHECKPOINTS = 3
 # Keys that may change when a run is resumed: its length, how often it reports, its schedules' horizon.
 RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.eval_every", "train.checkpoint_every",
-                     "train.schedule_steps")
+                     "train.schedule_steps", "train.max_minutes")
 
 
 def _json_default(v: Any) -> Any:
@@ -100,12 +100,16 @@ class RunDir:
                 f"or only change {', '.join(RESUMABLE_CHANGES)} to resume")
         return self
 
-    def completed(self, steps: int) -> dict | None:
-        """The summary of a run that finished at least `steps` steps (so training it to `steps`
-        has nothing to do), else None."""
+    def completed(self, steps: int, max_minutes: float = 0.0) -> dict | None:
+        """The summary of a run that finished at least `steps` steps, or trained `max_minutes`
+        of its time budget (so training it further has nothing to do), else None."""
         summary = self.read_summary()
-        done = summary is not None and summary.get("status") == "completed" and summary.get("steps")
-        if isinstance(done, int) and done >= steps and self.latest_checkpoint() is not None:
+        if summary is None or summary.get("status") != "completed" or self.latest_checkpoint() is None:
+            return None
+        done, trained = summary.get("steps"), summary.get("training_seconds")
+        if isinstance(done, int) and done >= steps:
+            return summary
+        if max_minutes and isinstance(trained, (int, float)) and trained >= max_minutes * 60:
             return summary
         return None
 
@@ -176,9 +180,9 @@ class RunDir:
             self._tb = SummaryWriter(str(self.root / "tb"))
         return self._tb or None
 
-    def write_summary(self, status: str, steps: int, metrics: dict) -> dict:
+    def write_summary(self, status: str, steps: int, metrics: dict, **extra: Any) -> dict:
         summary = {"status": status, "steps": int(steps), "wall_seconds": round(self.wall_seconds(), 3),
-                   "metrics": {k: _finite_or_none(v) for k, v in metrics.items()}}
+                   **extra, "metrics": {k: _finite_or_none(v) for k, v in metrics.items()}}
         write_json_atomic(self.summary_path, summary, "run summary")
         return summary
 

@@ -58,3 +58,7 @@ def test_demo_quick_writes_one_page_linking_the_runs(tmp_path, capsys):
     for name in ("figure_4_1.png", "random_vs_optimal.png", "maze_values.png", "frozenlake.png",
                  "cliff_returns.png", "cliff_paths.png"):
         assert (root / name).stat().st_size > 1000
+    # few labels: the SSL GAN beside supervised-only, accuracy curves and the confusion matrix
+    assert "Learning with few labels" in index and 'href="digits_ssl_gan/report.html"' in index
+    assert (root / "few_labels_accuracy.png").stat().st_size > 1000
+    assert (root / "digits_ssl_gan" / "samples" / "confusion.png").stat().st_size > 1000

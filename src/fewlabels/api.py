@@ -139,11 +139,30 @@ class Run:
                                 f"{self.cfg.family} run")
             return {**exp.evaluate(truncation=float(truncation)), "truncation": float(truncation)}
         if episodes is None:
+            if self.cfg.family == "ssl":  # a classifier: accuracy, per class, and the confusion matrix
+                return self.experiment.evaluate(confusion=True)
             return self.experiment.evaluate()
         if self.cfg.family not in RL_FAMILIES:
             raise UserError(f"episodes (--episodes) applies to RL runs; {str(self.path)!r} is a {self.cfg.family} "
                             "run, evaluated on eval.samples samples (--set eval.samples=N)")
         return self.experiment.evaluate(episodes=int(episodes))
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """Semi-supervised (classifier) runs: class labels (int64) of images (N, C, H, W) in
+        [-1, 1], the layout `sample` writes, by the run's averaged classifier."""
+        if self.cfg.family != "ssl":
+            raise UserError(f"predict is for classifier runs (family ssl); {str(self.path)!r} is a "
+                            f"{self.cfg.family} run")
+        exp = self.experiment
+        x = np.asarray(images)
+        if x.ndim != 4 or tuple(x.shape[1:]) != tuple(exp.shape):
+            raise UserError(f"the images have shape {x.shape}; this run classifies images of shape "
+                            f"(N, {', '.join(map(str, exp.shape))}) in [-1, 1]")
+        if x.dtype.kind not in "fiu":
+            raise UserError(f"the images are of dtype {x.dtype}; give numbers (float32 in [-1, 1])")
+        if not np.isfinite(x).all():
+            raise UserError("the images hold NaN or infinite values; give finite pixels in [-1, 1]")
+        return exp.classify(x.astype(np.float32))
 
     def act(self, observation: Any, deterministic: bool = True) -> Any:
         """RL runs: the action for one observation (or an array for a batch of them)."""

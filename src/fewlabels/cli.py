@@ -66,6 +66,31 @@ def _cmd_sample(args) -> int:
     return 0
 
 
+def _cmd_predict(args) -> int:
+    from fewlabels import api
+
+    if not args.out.endswith(".npy"):
+        raise UserError(f"--out {args.out!r} must end in .npy")
+    valid = "give --out a .npy path in an existing folder you can write to"
+    files.check_writable(args.out, "output file", valid)
+    images = _load_images(args.input)
+    labels = api.load(args.run, args.device).predict(images)
+    files.save_npy_atomic(args.out, labels, "output file", valid)
+    print(json.dumps({"out": args.out, "n": int(len(labels))}))
+    return 0
+
+
+def _load_images(path: str):
+    import numpy as np
+
+    valid = "a .npy of images (N, C, H, W) in [-1, 1], as `fewlabels sample` writes"
+    with files.user_file(path, "input images", "read", valid):
+        try:
+            return np.load(path, allow_pickle=False)
+        except (ValueError, EOFError) as e:
+            raise UserError(f"input images {path!r} is not a readable .npy file ({e}); give {valid}") from None
+
+
 def _cmd_eval(args) -> int:
     from fewlabels import api
 
@@ -225,6 +250,15 @@ def parser() -> argparse.ArgumentParser:
                    help="sample another way than the run was trained to, e.g. --set sampler.name=ddim --set "
                         "sampler.steps=50 (diffusion; default: the run's own settings)")
     s.set_defaults(func=_cmd_sample)
+
+    pr = _sub(sub, "predict", "label images with a trained classifier run (family ssl)", (
+        "  fewlabels predict runs/digits_ssl_gan --input images.npy --out labels.npy"))
+    pr.add_argument("run", help="a run directory written by `fewlabels train ssl/...`")
+    pr.add_argument("--input", required=True, help="a .npy of images (N, C, H, W) in [-1, 1], the layout `sample` "
+                                                   "writes (required)")
+    pr.add_argument("--out", required=True, help="the .npy file of int64 labels to write (required)")
+    pr.add_argument("--device", **device)
+    pr.set_defaults(func=_cmd_predict)
 
     e = _sub(sub, "eval", "recompute a run's metrics from its newest checkpoint", (
         "  fewlabels eval runs/grid25_best                       # the family's sample metrics\n"

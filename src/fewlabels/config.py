@@ -65,6 +65,7 @@ FAMILIES: dict[str, str] = {
     "dqn": "fewlabels.rl.deep.config:DQNConfig",
     "pg": "fewlabels.rl.deep.config:PGConfig",
     "go": "fewlabels.rl.go.config:GoConfig",
+    "ssl": "fewlabels.ssl.config:SSLConfig",
 }
 
 

@@ -40,12 +40,12 @@ class DataConfig:
                             "fashion_mnist, mnist or cifar10")
 
 
-SHAPE_KEYS = ("dim", "shape")  # what a network is built from; a run keeps them in data.json
+SHAPE_KEYS = ("dim", "shape", "classes")  # what a network is built from; a run keeps them in data.json
 
 
 def shape_of(data) -> dict:
     """The data set's shape as a run directory keeps it (data.json): {"dim": D} for points,
-    {"shape": [C, H, W]} for images."""
+    {"shape": [C, H, W], "classes": K} for images (K = 0 without labels)."""
     return {k: list(v) if isinstance(v, tuple) else v for k in SHAPE_KEYS
             if (v := getattr(data, k, None)) is not None and not callable(v)}
 

@@ -1,7 +1,7 @@
 """`fewlabels demo`: the lecture in one command, ending in one HTML page that links the runs.
 
-Each part (`gan`, `diffusion`, `rl`, with Go in `rl`) returns report sections for its runs; this module only
-assembles them, and no part imports it back."""
+Each part (`gan`, `diffusion`, `rl`, with Go in `rl`, and `ssl`) returns report sections for its
+runs; this module only assembles them, and no part imports it back."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from fewlabels import files
 from fewlabels.demo.diffusion import diffusion_part
 from fewlabels.demo.gan import adversarial_part, digits_biggan_part, digits_gan_part, digits_progan_part
 from fewlabels.demo.rl import deep_rl_part, go_part, gridworld_part
+from fewlabels.demo.ssl import few_labels_part
 from fewlabels.report import page
 
 
@@ -28,6 +29,7 @@ def demo(out: str = "runs/demo", quick: bool = False) -> str:
     sections += gridworld_part(root, quick)
     sections += deep_rl_part(root, quick)
     sections += go_part(root, quick)
+    sections += few_labels_part(root, quick)
     index = root / "index.html"
     files.write_text_atomic(index, page("fewlabels demo: the lecture in one command", sections,
                                         subtitle=f"made in {time.perf_counter() - t0:.0f} s on the CPU"), "demo page")

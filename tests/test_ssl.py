@@ -1,0 +1,235 @@
+"""Learning with few labels (issue 15): label splits, the semi-supervised GAN's losses, the
+augmentations, the run contract (split saved and kept, test set unseen, bitwise resume, predict)
+and the learning test: on digits with 10 labels per class the SSL GAN beats supervised-only."""
+
+import json
+import math
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from conftest import assert_bitwise_equal, final_state, merge_into_yaml
+from fewlabels.cli import main
+from fewlabels.errors import UserError
+from fewlabels.ssl import augment, losses
+from fewlabels.ssl.splits import labelled_indices
+
+
+def ssl_config(tmp_path, name="c.yaml", **sections):
+    base = {"family": "ssl", "name": "t", "method": "ssl_gan",
+            "data": {"name": "digits", "labels_per_class": 3, "split_seed": 0},
+            "model": {"name": "mlp", "d_hidden": [64, 32], "g_hidden": [64], "z_dim": 16},
+            "train": {"steps": 12, "batch_size": 32, "log_every": 4, "eval_every": 6, "checkpoint_every": 100}}
+    return merge_into_yaml(tmp_path / name, base, sections)
+
+
+# ---- splits -------------------------------------------------------------------------------------
+def test_a_split_is_class_balanced_and_drawn_by_its_seed_alone():
+    labels = np.repeat(np.arange(4), 50)[np.random.default_rng(1).permutation(200)]
+    a = labelled_indices(labels, 5, seed=3)
+    assert np.bincount(labels[a]).tolist() == [5, 5, 5, 5] and len(set(a)) == 20
+    assert np.array_equal(a, labelled_indices(labels, 5, seed=3))
+    assert not np.array_equal(a, labelled_indices(labels, 5, seed=4))
+
+
+def test_more_labels_than_a_class_has_is_one_sentence(tmp_path, capsys):
+    labels = np.array([0] * 10 + [1] * 4)
+    with pytest.raises(UserError, match="class 1 of the data has only 4 training images; use at most 4"):
+        labelled_indices(labels, 5, seed=0, name="the data")
+    with pytest.raises(UserError, match="has no labels"):
+        labelled_indices(None, 5, seed=0)
+    cfg = ssl_config(tmp_path, data={"labels_per_class": 500})
+    assert main(["train", str(cfg), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "data.labels_per_class is 500" in err
+    assert not (tmp_path / "r").exists()
+
+
+# ---- losses --------------------------------------------------------------------------------------
+def test_the_k_plus_1_losses_equal_their_probability_form_and_stay_finite():
+    torch.manual_seed(0)
+    real, fake = torch.randn(64, 10), torch.randn(64, 10)
+
+    def d(logits):  # D(x) = Z / (Z + 1), Z = Σ exp l_k: the fake class's logit fixed at 0
+        z = logits.exp().sum(1)
+        return z / (z + 1)
+
+    naive = -(d(real).log().mean() + (1 - d(fake)).log().mean())
+    assert torch.allclose(losses.unlabelled_loss(real, fake), naive, atol=1e-5)
+    # the same as a K+1-way cross-entropy with an explicit zero logit for "fake"
+    zero = torch.zeros(64, 1)
+    p_fake_real = F.softmax(torch.cat([real, zero], 1), 1)[:, -1]
+    assert torch.allclose(-(1 - p_fake_real).log().mean(), F.softplus(-torch.logsumexp(real, 1)).mean(), atol=1e-5)
+    huge = torch.full((8, 10), 200.0)
+    assert math.isfinite(losses.unlabelled_loss(huge, -huge).item())
+    assert losses.unlabelled_loss(huge, -huge).item() < 1e-6  # confident and right: no loss
+    assert math.isfinite(losses.unlabelled_loss(-huge, huge).item())
+
+
+def test_feature_matching_compares_the_batch_means_only():
+    f = torch.randn(32, 8)
+    assert losses.feature_matching_loss(f, f[torch.randperm(32)]).item() < 1e-12
+    assert losses.feature_matching_loss(f, f + 1).item() == pytest.approx(1.0)
+
+
+def test_fixmatch_keeps_only_confident_pseudo_labels():
+    weak = torch.tensor([[10.0, 0.0], [0.1, 0.0]])  # confident class 0; unsure
+    strong = torch.tensor([[0.0, 0.0], [0.0, 5.0]])
+    loss, kept = losses.fixmatch_loss(weak, strong, threshold=0.95)
+    assert kept.item() == 0.5
+    assert loss.item() == pytest.approx(math.log(2) / 2)
+
+
+# ---- augmentations --------------------------------------------------------------------------------
+def test_shift_moves_a_pixel_within_bounds_and_zero_shift_is_identity():
+    x = -torch.ones(200, 1, 8, 8)
+    x[:, :, 4, 4] = 1
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(augment.shift(x, 0, gen), x)
+    y = augment.shift(x, 2, gen)
+    where = (y[:, 0] == 1).nonzero()[:, 1:]
+    assert ((where >= 2) & (where <= 6)).all() and len(where) == 200
+    assert len({tuple(w.tolist()) for w in where}) == 25  # every shift in [-2, 2]^2 was drawn
+    s = augment.strong(x, 2, True, gen)
+    assert s.shape == x.shape and s.min() >= -1 and s.max() <= 1
+    assert (s == 0).any()  # the cut-out
+
+
+# ---- the run contract ---------------------------------------------------------------------------------
+def test_a_run_saves_its_split_evaluates_accuracy_and_predicts(tmp_path, capsys):
+    cfg = ssl_config(tmp_path)
+    out = tmp_path / "r"
+    assert main(["train", str(cfg), "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out)["metrics"]
+    assert 0 <= summary["test_accuracy"] <= 1 and summary["test_error_pct"] == pytest.approx(
+        100 * (1 - summary["test_accuracy"]))
+    split = np.load(out / "labelled.npy")
+    from fewlabels.data.images import digits
+    data = digits()
+    assert np.bincount(data.train_labels[split]).tolist() == [3] * 10
+    assert main(["eval", str(out)]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    matrix = np.array(ev["confusion"])
+    assert matrix.shape == (10, 10) and matrix.sum() == len(data.held)
+    assert np.trace(matrix) / matrix.sum() == pytest.approx(ev["test_accuracy"])
+    np.save(tmp_path / "x.npy", data.held[:7])
+    assert main(["predict", str(out), "--input", str(tmp_path / "x.npy"), "--out", str(tmp_path / "y.npy")]) == 0
+    assert np.load(tmp_path / "y.npy").shape == (7,)
+    np.save(tmp_path / "bad.npy", np.zeros((3, 1, 28, 28), np.float32))
+    capsys.readouterr()
+    assert main(["predict", str(out), "--input", str(tmp_path / "bad.npy"), "--out", str(tmp_path / "z.npy")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "(N, 1, 8, 8)" in err and not (tmp_path / "z.npy").exists()
+    assert "Confusion matrix" in (out / "report.html").read_text()
+
+
+@pytest.mark.parametrize("method", ["ssl_gan", "fixmatch"])
+def test_the_test_set_never_influences_training(tmp_path, monkeypatch, method):
+    """Two runs whose held-out images differ (one scrambled) train to bitwise the same weights,
+    though both evaluate (on their own held-out set) during training."""
+    from fewlabels.data import images
+
+    original = images.digits
+
+    def scrambled(*a, **k):
+        d = original(*a, **k)
+        d.held = np.random.default_rng(5).uniform(-1, 1, d.held.shape).astype(np.float32)
+        d.held_labels = np.random.default_rng(6).integers(0, 10, len(d.held_labels))
+        return d
+
+    cfg = ssl_config(tmp_path, method=method, fixmatch={"ratio": 2})
+    assert main(["train", str(cfg), "--out", str(tmp_path / "a")]) == 0
+    monkeypatch.setattr(images, "digits", scrambled)
+    assert main(["train", str(cfg), "--out", str(tmp_path / "b")]) == 0
+    a, b = final_state(tmp_path / "a")[0], final_state(tmp_path / "b")[0]
+    assert_bitwise_equal(a, b)
+
+
+@pytest.mark.parametrize("method", ["ssl_gan", "supervised", "fixmatch"])
+def test_sigterm_then_resume_is_bitwise_equal_and_keeps_the_split(tmp_path, monkeypatch, method):
+    from fewlabels.ssl.trainer import SSLExperiment
+
+    cfg = ssl_config(tmp_path, method=method, fixmatch={"ratio": 2})
+    assert main(["train", str(cfg), "--out", str(tmp_path / "straight")]) == 0
+    original = SSLExperiment.train_step
+
+    def interrupted(self, step):
+        if step == 7:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, step)
+
+    monkeypatch.setattr(SSLExperiment, "train_step", interrupted)
+    assert main(["train", str(cfg), "--out", str(tmp_path / "broken")]) == 128 + signal.SIGTERM
+    monkeypatch.setattr(SSLExperiment, "train_step", original)
+    assert main(["train", str(cfg), "--out", str(tmp_path / "broken")]) == 0
+    assert_bitwise_equal(final_state(tmp_path / "straight")[0], final_state(tmp_path / "broken")[0])
+
+
+def test_a_resumed_run_keeps_the_split_in_its_checkpoint(tmp_path, monkeypatch, capsys):
+    """Were the draw to change (another numpy), the run goes on with the labels it began with."""
+    from fewlabels.ssl import trainer
+
+    cfg = ssl_config(tmp_path)
+    out = tmp_path / "r"
+    assert main(["train", str(cfg), "--out", str(out)]) == 0
+    first = np.load(out / "labelled.npy")
+    monkeypatch.setattr(trainer, "labelled_indices",
+                        lambda labels, k, seed, name: labelled_indices(labels, k, seed + 1))
+    assert main(["train", str(cfg), "--out", str(out), "--set", "train.steps=16"]) == 0
+    assert "keeps the labelled split saved in its checkpoint" in capsys.readouterr().err
+    assert np.array_equal(np.load(out / "labelled.npy"), first)
+
+
+def test_each_players_update_leaves_the_other_unchanged(tmp_path):
+    """D's step does not move G; G's step (feature matching) moves G and not D."""
+    from fewlabels import config as configlib
+    from fewlabels.ssl.trainer import SSLExperiment
+
+    cfg = configlib.load(str(ssl_config(tmp_path)))
+    torch.manual_seed(0)
+    exp = SSLExperiment(cfg, torch.device("cpu"))
+    exp._generator_step = lambda B: torch.tensor(0.0)  # D's step alone
+    g_before = [p.detach().clone() for p in exp.G.parameters()]
+    d_before = [p.detach().clone() for p in exp.D.parameters()]
+    exp.train_step(1)
+    assert all(torch.equal(a, b) for a, b in zip(g_before, exp.G.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(d_before, exp.D.parameters()))
+    del exp._generator_step
+    d_before = [p.detach().clone() for p in exp.D.parameters()]
+    exp._generator_step(32)
+    assert all(torch.equal(a, b) for a, b in zip(d_before, exp.D.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(g_before, exp.G.parameters()))
+
+
+def test_predict_agrees_with_eval(tmp_path, capsys):
+    from fewlabels import api
+    from fewlabels.data.images import digits
+
+    out = tmp_path / "r"
+    assert main(["train", str(ssl_config(tmp_path, method="supervised")), "--out", str(out)]) == 0
+    capsys.readouterr()
+    run = api.load(str(out), "cpu")
+    data = digits()
+    labels = run.predict(data.held)
+    assert np.array_equal(labels, run.predict(data.held))  # no noise at prediction
+    assert (labels == data.held_labels).mean() == pytest.approx(run.evaluate()["test_accuracy"])
+
+
+@pytest.mark.slow(seconds=60)
+def test_on_digits_with_10_labels_per_class_the_ssl_gan_beats_supervised_only(tmp_path, capsys):
+    """The learning test: 100 labelled digits (split seed 0), the same classifier (smaller than the
+    shipped one, for time), 800 updates each. Measured: SSL GAN 96.7 % against supervised 94.9 %
+    on the 450 held-out digits (errors 3.3 % against 5.1 %)."""
+    sets = ["--set", "model.d_hidden=[500,250,250]", "--set", "model.g_hidden=[250,250]",
+            "--set", "train.steps=800", "--set", "train.eval_every=0"]
+    accuracy = {}
+    for method in ("ssl_gan", "supervised"):
+        assert main(["train", f"ssl/digits_{method}", "--out", str(tmp_path / method), *sets]) == 0
+        accuracy[method] = json.loads(capsys.readouterr().out)["metrics"]["test_accuracy"]
+    error = {k: 1 - v for k, v in accuracy.items()}
+    assert accuracy["ssl_gan"] >= 0.955, accuracy
+    assert error["ssl_gan"] <= 0.75 * error["supervised"], accuracy  # a quarter of the errors gone, at least

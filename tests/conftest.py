@@ -104,6 +104,27 @@ def interrupt_mid_run(cfg, out, log_lines: int = 8) -> int:
     return final_state(out)[1]
 
 
+def train_killed_at_step(monkeypatch, cls, step: int, argv: list[str]) -> None:
+    """Run `fewlabels <argv>` in this process with SIGTERM raised as `cls.train_step` begins
+    update `step`; check it exits 128 + SIGTERM, then resume the same command to its end."""
+    import os
+    import signal
+
+    from fewlabels.cli import main
+
+    original = cls.train_step
+
+    def interrupted(self, at):
+        if at == step:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, at)
+
+    monkeypatch.setattr(cls, "train_step", interrupted)
+    assert main(argv) == 128 + signal.SIGTERM
+    monkeypatch.setattr(cls, "train_step", original)
+    assert main(argv) == 0
+
+
 @pytest.fixture
 def small_config(tmp_path):
     return write_config(tmp_path / "small.yaml")

@@ -3,8 +3,6 @@ AlphaZero's parts, the GTP engine and client, the match runner (SGF, Wilson inte
 that fail), GNU Go playing complete games against `fewlabels gtp`, and resume after SIGTERM."""
 
 import json
-import os
-import signal
 import sys
 import textwrap
 
@@ -14,6 +12,7 @@ import pytest
 import torch
 import yaml
 
+from conftest import train_killed_at_step
 from fewlabels import checkpoint
 from fewlabels.cli import main
 from fewlabels.errors import UserError
@@ -434,17 +433,7 @@ def test_sigterm_mid_run_then_resume_is_bitwise_equal_to_an_uninterrupted_run(tm
                     eval={"games": 2, "simulations": 0})
     straight, broken = tmp_path / "straight", tmp_path / "broken"
     assert main(["train", str(cfg), "--out", str(straight), "--device", "cpu"]) == 0
-    original = cls.train_step
-
-    def interrupted(self, step):
-        if step == 8:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return original(self, step)
-
-    monkeypatch.setattr(cls, "train_step", interrupted)
-    assert main(["train", str(cfg), "--out", str(broken), "--device", "cpu"]) == 128 + signal.SIGTERM
-    monkeypatch.setattr(cls, "train_step", original)
-    assert main(["train", str(cfg), "--out", str(broken), "--device", "cpu"]) == 0
+    train_killed_at_step(monkeypatch, cls, 8, ["train", str(cfg), "--out", str(broken), "--device", "cpu"])
     a, _ = checkpoint.load(RunDir(straight).latest_checkpoint())
     b, _ = checkpoint.load(RunDir(broken).latest_checkpoint())
     for k, v in a["experiment"]["net"].items():

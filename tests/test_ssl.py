@@ -4,15 +4,13 @@ and the learning test: on digits with 10 labels per class the SSL GAN beats supe
 
 import json
 import math
-import os
-import signal
 
 import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
 
-from conftest import assert_bitwise_equal, final_state, merge_into_yaml
+from conftest import assert_bitwise_equal, final_state, merge_into_yaml, train_killed_at_step
 from fewlabels.cli import main
 from fewlabels.errors import UserError
 from fewlabels.ssl import augment, losses
@@ -155,17 +153,7 @@ def test_sigterm_then_resume_is_bitwise_equal_and_keeps_the_split(tmp_path, monk
 
     cfg = ssl_config(tmp_path, method=method, fixmatch={"ratio": 2})
     assert main(["train", str(cfg), "--out", str(tmp_path / "straight")]) == 0
-    original = SSLExperiment.train_step
-
-    def interrupted(self, step):
-        if step == 7:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return original(self, step)
-
-    monkeypatch.setattr(SSLExperiment, "train_step", interrupted)
-    assert main(["train", str(cfg), "--out", str(tmp_path / "broken")]) == 128 + signal.SIGTERM
-    monkeypatch.setattr(SSLExperiment, "train_step", original)
-    assert main(["train", str(cfg), "--out", str(tmp_path / "broken")]) == 0
+    train_killed_at_step(monkeypatch, SSLExperiment, 7, ["train", str(cfg), "--out", str(tmp_path / "broken")])
     assert_bitwise_equal(final_state(tmp_path / "straight")[0], final_state(tmp_path / "broken")[0])
 
 

@@ -20,6 +20,7 @@ from fewlabels.diffusion.losses import simple_loss
 from fewlabels.diffusion.nets import MLPDenoiser, UNet
 from fewlabels.diffusion.schedules import NoiseSchedule
 from fewlabels.metrics.samples import SampleMetrics
+from fewlabels.optim import average_decay, linear_decay, set_learning_rate, update_average_
 
 SAMPLE_CHUNK = 2500  # images are sampled in chunks of this many (bounded memory)
 STRIP_T = (0, 50, 100, 200, 400, 600, 1000)  # times shown in the strips, for T = 1000 (scaled to T)
@@ -71,9 +72,7 @@ class DiffusionExperiment:
         self.opt.step()
         if self.ema is not None:
             # Warm-up as in the GAN trainer: early on the average would be the untrained net.
-            decay = min(cfg.train.ema, (1 + step) / (10 + step))
-            with torch.no_grad():
-                torch._foreach_lerp_(self._ema_params, self._params, 1 - decay)
+            update_average_(self._ema_params, self._params, average_decay(step, cfg.train.ema))
         return logs
 
     def _set_learning_rate(self, step: int) -> None:
@@ -81,9 +80,8 @@ class DiffusionExperiment:
         if o.warmup == 0 and o.final_lr_fraction == 1.0:
             return
         scale = min(1.0, step / o.warmup) if o.warmup else 1.0
-        scale *= 1.0 - (1.0 - o.final_lr_fraction) * min(1.0, (step - 1) / max(1, total - 1))  # held past the horizon
-        for group in self.opt.param_groups:
-            group["lr"] = o.lr * scale
+        scale *= linear_decay(step, total, o.final_lr_fraction)
+        set_learning_rate(self.opt, o.lr * scale)
 
     # ---- state -------------------------------------------------------------------------
     def signature(self) -> str:

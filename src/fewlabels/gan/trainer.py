@@ -22,6 +22,7 @@ from fewlabels.gan.lipschitz import add_spectral_norm, clip_weights_, gradient_p
 from fewlabels.gan.losses import LOSSES
 from fewlabels.gan.nets import batch_norms, build_players, progan, spectral_norm_estimates_, standing_statistics_
 from fewlabels.metrics.samples import SampleMetrics
+from fewlabels.optim import average_decay, linear_decay, set_learning_rate, update_average_
 
 EVAL_SEED = 2024  # fixed noise for evaluation: never drawn from the training streams (FLOOR_SEED = +1)
 STANDING_SEED = EVAL_SEED + 3  # z for the EMA generator's batch-norm statistics (+2: snapshots)
@@ -185,10 +186,8 @@ class GANExperiment:
             # Before train.ema_start the average is G itself (decay 0); after it, a warm-up (as
             # TensorFlow's ExponentialMovingAverage with num_updates), so that early on the average
             # is not dominated by the untrained generator.
-            since = step - cfg.train.ema_start
-            decay = 0.0 if since < 1 else min(cfg.train.ema, (1 + since) / (10 + since))
+            update_average_(self._ema_params, self._g_params, average_decay(step - cfg.train.ema_start, cfg.train.ema))
             with torch.no_grad():
-                torch._foreach_lerp_(self._ema_params, self._g_params, 1 - decay)
                 if self._sn_pairs:
                     torch._foreach_copy_([a for a, _ in self._sn_pairs], [b for _, b in self._sn_pairs])
             self._standing_for = "stale"
@@ -269,11 +268,9 @@ class GANExperiment:
         o = self.cfg.optim
         if o.final_lr_fraction == 1.0:
             return
-        done = min(1.0, (step - 1) / max(1, self.cfg.train.horizon - 1))  # held past the horizon
-        scale = 1.0 - (1.0 - o.final_lr_fraction) * done
+        scale = linear_decay(step, self.cfg.train.horizon, o.final_lr_fraction)
         for opt, lr in ((self.opt_G, o.lr_g), (self.opt_D, o.lr_d)):
-            for group in opt.param_groups:
-                group["lr"] = lr * scale
+            set_learning_rate(opt, lr * scale)
 
     # ---- state -------------------------------------------------------------------------
     def signature(self) -> str:

@@ -20,6 +20,7 @@ from fewlabels import files
 from fewlabels.checkpoint import model_signature
 from fewlabels.data.config import LazyData, make_data
 from fewlabels.errors import UserError
+from fewlabels.optim import average_decay, linear_decay, set_learning_rate, update_average_
 from fewlabels.ssl import augment, losses, nets
 from fewlabels.ssl.config import SSLConfig
 from fewlabels.ssl.splits import labelled_indices
@@ -142,22 +143,20 @@ class SSLExperiment:
         return loss.detach()
 
     def _set_learning_rates(self, step: int) -> None:
-        o, horizon = self.cfg.optim, self.cfg.train.horizon
-        fraction = 1 - (1 - o.final_lr_fraction) * min(1.0, (step - 1) / max(1, horizon - 1))
+        o = self.cfg.optim
+        if o.final_lr_fraction == 1.0:
+            return
+        fraction = linear_decay(step, self.cfg.train.horizon, o.final_lr_fraction)
         for opt, lr in ((self.opt_D, o.lr), (self.opt_G, o.lr_g or o.lr)):
             if opt is not None:
-                for group in opt.param_groups:
-                    group["lr"] = lr * fraction
+                set_learning_rate(opt, lr * fraction)
 
-    @torch.no_grad()
     def _update_average(self, step: int) -> None:
-        """Polyak (exponential) average of D's weights, decay min(ema, (1 + s)/(10 + s)) so the
+        """Polyak (exponential) average of D's weights, with the warm-up of fewlabels.optim so the
         first steps do not keep the initial weights for thousands of steps."""
-        if self.D_ema is None:
-            return
-        decay = min(self.cfg.train.ema, (1 + step) / (10 + step))
-        for avg, p in zip(self.D_ema.parameters(), self.D.parameters(), strict=True):
-            avg.lerp_(p, 1 - decay)
+        if self.D_ema is not None:
+            decay = average_decay(step, self.cfg.train.ema)
+            update_average_(list(self.D_ema.parameters()), list(self.D.parameters()), decay)
 
     # ---- classifying ---------------------------------------------------------------------
     @property

@@ -341,6 +341,39 @@ def test_gtp_process_plays_fewlabels_gtp_and_a_match_writes_sgf(tiny_run, tmp_pa
     assert game.get_size() == 5 and game.get_root().get("PB") == "random" and len(game.get_main_sequence()) > 2
 
 
+def first_legal_player(last: bool = False) -> PolicyPlayer:
+    """A deterministic player: the lowest (or highest) legal point, else a pass."""
+    def policy(position):
+        legal = np.flatnonzero(position.legal_mask())  # the pass (last) is always legal
+        return int(legal[-2] if last and len(legal) > 1 else legal[0])
+
+    return PolicyPlayer(policy, "last" if last else "first")
+
+
+def test_a_match_counts_its_distinct_games():
+    """Two deterministic players can only play two games (one per colour): the Wilson interval of
+    100 such games would be a lie, so match.json says how many were distinct."""
+    result = run_match(first_legal_player(), first_legal_player(last=True), 6, 5, 24.5, ("a", "b"), progress=False)
+    assert result["games"] == 6 and result["distinct_games"] == 2
+    assert run_match(random_player(1), random_player(2), 6, 5, 24.5, ("a", "b"), progress=False)["distinct_games"] == 6
+
+
+@needs_gnugo
+def test_gnugo_gets_a_seed_per_game(monkeypatch):
+    from fewlabels.rl.go.match import make_player
+
+    sent = []
+    original = GTPProcess.send
+    monkeypatch.setattr(GTPProcess, "send", lambda self, c: sent.append(c) or original(self, c))
+    gnugo, _ = make_player("gnugo:1")
+    try:
+        result = run_match(first_legal_player(), gnugo, 4, 5, 24.5, ("first", "gnugo"), progress=False)
+    finally:
+        gnugo.close()
+    assert [c for c in sent if c.startswith("set_random_seed")] == [f"set_random_seed {g}" for g in (1, 2, 3, 4)]
+    assert result["illegal_moves"] == 0 and 1 <= result["distinct_games"] <= 4
+
+
 def test_match_cli_prints_the_contract_and_refuses_bad_arguments(tiny_run, capsys):
     assert main(["match", str(tiny_run), "--opponent", "random", "--games", "4", "--playouts", "0"]) == 0
     result = json.loads(capsys.readouterr().out)

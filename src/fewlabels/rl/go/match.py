@@ -168,6 +168,7 @@ def run_match(agent, opponent, games: int, size: int, komi: float, names: tuple[
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     wins = losses = draws = illegal = disagree = repetitions = 0
+    seen: set[tuple] = set()  # distinct move sequences: deterministic players repeat games
     by_colour = {"black": [0, 0], "white": [0, 0]}  # [wins, games]
     t0 = time.perf_counter()
     bar = tqdm(range(games), desc="match", disable=not progress, leave=False)
@@ -175,6 +176,9 @@ def run_match(agent, opponent, games: int, size: int, komi: float, names: tuple[
         agent_black = g % 2 == 0
         black, white = (agent, opponent) if agent_black else (opponent, agent)
         pair = names if agent_black else names[::-1]
+        for p in (agent, opponent):  # a GTP engine that takes a seed (GNU Go does) gets one per game
+            if isinstance(p, GTPProcess) and "set_random_seed" in p.known:
+                p.send(f"set_random_seed {g + 1}")
         try:
             record = play_game(black, white, size, komi, cap, pair)
         except OpponentFailed as e:
@@ -192,6 +196,7 @@ def run_match(agent, opponent, games: int, size: int, komi: float, names: tuple[
             losses += 1
         illegal += record.reason.startswith("illegal")
         repetitions += record.repetitions
+        seen.add(tuple(record.moves))
         if record.reported is not None and record.reason == "passes":
             disagree += _sign(record.reported) != _sign(record.tromp_taylor)
         if out is not None:
@@ -202,7 +207,7 @@ def run_match(agent, opponent, games: int, size: int, komi: float, names: tuple[
               "ci95": [round(lo, 4), round(hi, 4)], "agent": names[0], "opponent": names[1], "size": size,
               "komi": komi, "win_rate_as_black": _rate(*by_colour["black"]),
               "win_rate_as_white": _rate(*by_colour["white"]), "illegal_moves": illegal,
-              "score_disagreements": disagree, "repetitions": repetitions,
+              "score_disagreements": disagree, "repetitions": repetitions, "distinct_games": len(seen),
               "seconds": round(time.perf_counter() - t0, 1)}
     if out is not None:
         (out / "match.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -6,11 +6,11 @@ error against labels per class.
 
     python benchmarks/few_labels.py                                   # digits, 10 labels per class
     python benchmarks/few_labels.py --datasets fashion --labels 10 100
-    python benchmarks/few_labels.py --datasets digits --splits 0 1 --set train.steps=500   # a quick look
+    python benchmarks/few_labels.py --datasets digits --splits 0 1 --set train.steps=500 --tag quick   # a variant
 
 Runs go to benchmarks/results/few_labels/<dataset>_<method>_L<labels>_s<split>/ and resume or
 are reused from there (delete a folder to train it again). One thread each (FEWLABELS_MAX_THREADS=1);
---workers N trains N runs side by side. Writes benchmarks/results/few_labels.json and .png.
+--workers N trains N runs side by side. Writes benchmarks/results/few_labels_<datasets>.json and .png.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ METHODS = ("ssl_gan", "supervised", "fixmatch")
 SPLITS = (0, 1, 2, 3, 4)
 
 
-def train_one(dataset: str, method: str, labels: int, split: int, sets: list[str], out_root: Path) -> dict:
-    out = out_root / f"{dataset}_{method}_L{labels}_s{split}"
+def train_one(dataset: str, method: str, labels: int, split: int, sets: list[str], out_root: Path,
+              tag: str = "") -> dict:
+    out = out_root / f"{dataset}_{method}_L{labels}_s{split}{'_' + tag if tag else ''}"
     cmd = [sys.executable, "-m", "fewlabels", "train", f"ssl/{dataset}_{method}", "--out", str(out),
            "--device", "cpu", "--set", f"data.labels_per_class={labels}", "--set", f"data.split_seed={split}"]
     for s in sets:
@@ -61,12 +62,13 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="a config override for every run")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "few_labels"))
+    ap.add_argument("--tag", default="", help="a name for a variant (--set ...): its runs and table apart")
     args = ap.parse_args()
     out_root = Path(args.out)
     out_root.mkdir(parents=True, exist_ok=True)
     jobs = [(d, m, L, s) for d in args.datasets for L in args.labels for s in args.splits for m in args.methods]
     with ThreadPoolExecutor(args.workers) as pool:
-        runs = list(pool.map(lambda j: train_one(*j, args.set, out_root), jobs))
+        runs = list(pool.map(lambda j: train_one(*j, args.set, out_root, args.tag), jobs))
     table = []
     for d in args.datasets:
         for L in args.labels:
@@ -79,8 +81,9 @@ def main() -> None:
                                                            f"{statistics.stdev(errors) if len(errors) > 1 else 0:.2f}",
                               "training s (mean)": round(statistics.mean(secs), 1)})
     print(markdown(table, list(table[0])))
-    (out_root.parent / "few_labels.json").write_text(json.dumps({"runs": runs, "table": table}, indent=2) + "\n")
-    plot(runs, args, out_root.parent / "few_labels.png")
+    stem = out_root.parent / ("few_labels_" + "_".join(args.datasets) + (f"_{args.tag}" if args.tag else ""))
+    stem.with_suffix(".json").write_text(json.dumps({"runs": runs, "table": table}, indent=2) + "\n")
+    plot(runs, args, stem.with_suffix(".png"))
 
 
 def plot(runs: list[dict], args, path: Path) -> None:

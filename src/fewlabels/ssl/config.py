@@ -59,6 +59,9 @@ class FixMatchConfig:
     threshold: float = field(default=0.95, metadata={"gt": 0, "le": 1})  # τ
     unlabelled_weight: float = field(default=1.0, metadata={"ge": 0})   # λ_u
     ratio: int = field(default=7, metadata={"ge": 1})  # μ: unlabelled images per labelled one in a batch
+    # the weak view's pseudo-labels with D's noise layers (and the conv D's dropout) on; off by
+    # default: FixMatch's teacher sees the weak augmentation and nothing else
+    teacher_noise: bool = False
 
 
 @dataclass

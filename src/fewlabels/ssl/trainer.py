@@ -97,8 +97,13 @@ class SSLExperiment:
             u = self._unlabelled_batch(f.ratio * B)
             a = cfg.augment
             u_weak, u_strong = augment.weak(u, a.shift, a.flip, self.gen), augment.strong(u, a.shift, a.flip, self.gen)
-            logits_all = self.D(torch.cat([x_lab, u_weak, u_strong]))  # one pass: D's noise drawn once
-            logits, l_weak, l_strong = logits_all.split([B, len(u), len(u)])
+            # The pseudo-labels come from the weak view alone (FixMatch's teacher sees only the weak
+            # augmentation): D's noise layers are off for it, unless fixmatch.teacher_noise.
+            with torch.no_grad():
+                self.D.train(f.teacher_noise)
+                l_weak = self.D(u_weak)
+                self.D.train()
+            logits, l_strong = self.D(torch.cat([x_lab, u_strong])).split([B, len(u)])
             loss_u, confident = losses.fixmatch_loss(l_weak, l_strong, f.threshold)
             loss = losses.supervised_loss(logits, y_lab) + f.unlabelled_weight * loss_u
             logged.update(loss_unlabelled=loss_u.detach(), confident=confident)

@@ -125,6 +125,22 @@ def train_killed_at_step(monkeypatch, cls, step: int, argv: list[str]) -> None:
     assert main(argv) == 0
 
 
+def one_and_two_processes(cfg, tmp_path, extra: tuple[str, ...] = ()):
+    """Train `cfg` as one process and under `torchrun --nproc_per_node=2` (gloo on the CPU);
+    return both run directories, each checked to have finished."""
+    import subprocess
+
+    single, double = tmp_path / "single", tmp_path / "double"
+    args = ["-m", "fewlabels", "train", str(cfg), "--device", "cpu", *extra, "--out"]
+    one = subprocess.run([PYTHON, *args, str(single)], env=cli_env(), capture_output=True, text=True)
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run([PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          *args, str(double)], env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert not any(p.name.startswith("rank") for p in double.iterdir())  # one run directory, written by rank 0
+    return single, double
+
+
 @pytest.fixture
 def small_config(tmp_path):
     return write_config(tmp_path / "small.yaml")

@@ -31,6 +31,10 @@ def _cmd_train(args) -> int:
     except Interrupted as e:  # saved; the loop said how to resume
         print(json.dumps(e.summary))
         return int(e.summary.get("exit_code", 130))
+    from fewlabels.distributed import is_main
+
+    if not is_main():  # under torchrun rank 0 speaks for the run
+        return 0
     print(json.dumps(run.last))
     if run.report.is_file():
         print(f"fewlabels: report: {run.report}", file=sys.stderr)

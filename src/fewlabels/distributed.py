@@ -7,8 +7,12 @@ So N processes take exactly the steps of one process with the same global batch 
 summation order), every rank holds the same weights, and rank 0 alone writes the run directory
 (config, metrics, checkpoints, report). Backend: NCCL on CUDA, gloo on the CPU.
 
-A family opts in by calling `shard` on what it draws and `average_gradients` after backward;
-families that do not (diffusion, RL) refuse to start with more than one process. Batch norm is
+A family opts in (`DISTRIBUTED = True` on its config) by calling `shard` on what it draws and
+`average_gradients` after backward: the GANs and diffusion do. Policy gradients (A2C, PPO) draw
+apart instead: each rank steps its own share of the environments (seeded by `rank_seed`), learns
+from its own rollout, and averages its gradients (rl/deep/pg.py). Families that do not train
+under torchrun (DQN, REINFORCE, Go, few labels) refuse to start with more than one process, in
+one sentence (`torchrun_refusal` on the config). Batch norm is
 the one layer whose forward couples the samples of a batch: `BatchNorm2d` below takes its
 statistics over the global batch, so it too computes what one process would.
 """
@@ -53,6 +57,42 @@ def finish() -> None:
     if dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+# Rank r's own streams (its environments, its sampled actions) start from seed + r·stride: far
+# apart enough that rank r's environments, seeded seed + r·stride + i, never meet another rank's.
+RANK_SEED_STRIDE = 100_003
+
+
+def rank_seed(seed: int) -> int:
+    """The seed of what each rank must draw apart: `seed` itself on rank 0 (one process is unchanged)."""
+    return seed + RANK_SEED_STRIDE * rank()
+
+
+def per_rank(total: int, what: str) -> int:
+    """This rank's share of a global count (environments, minibatch size): total / N, exactly."""
+    n = world_size()
+    if total % n:
+        raise UserError(f"{what} {total} is not divisible by the {n} processes; use a multiple of {n}")
+    return total // n
+
+
+def all_sum(x: Tensor) -> Tensor:
+    """The sum over ranks of x (a new tensor; x itself on one process)."""
+    if world_size() == 1:
+        return x
+    x = x.clone()
+    dist.all_reduce(x)
+    return x
+
+
+def all_gather(x: Tensor) -> list[Tensor]:
+    """Every rank's x, in rank order (x alone on one process)."""
+    if world_size() == 1:
+        return [x]
+    out = [torch.empty_like(x) for _ in range(world_size())]
+    dist.all_gather(out, x.contiguous())
+    return out
 
 
 def shard(x: Tensor) -> Tensor:

@@ -77,8 +77,8 @@ def restore(exp: Any, cfg: Any, path) -> int:
     """Load a checkpoint into `exp` (and the global RNGs); return its step."""
     state, info = checkpoint.load(path, expect={"family": cfg.family, "signature": exp.signature()})
     try:
+        checkpoint.set_rng_state(state["rng"])  # first: an experiment may derive its own streams from them
         exp.load_state_dict(state["experiment"])
-        checkpoint.set_rng_state(state["rng"])
         return int(info["step"])
     except torch.OutOfMemoryError:
         raise  # the device is full, the checkpoint may be fine
@@ -133,8 +133,11 @@ def open_run(out: str, device: str = "auto", overrides: list[str] | None = None)
 def train(cfg: Any, out: str, device: str = "auto", stop_raises: bool = False) -> dict:
     dev = resolve_device(device)
     distributed.init(dev)
-    if distributed.world_size() > 1 and not getattr(cfg, "DISTRIBUTED", False):
-        raise UserError(f"family {cfg.family!r} does not train under torchrun yet; run it as one process")
+    if distributed.world_size() > 1:
+        why = cfg.torchrun_refusal() if hasattr(cfg, "torchrun_refusal") else (
+            None if getattr(cfg, "DISTRIBUTED", False) else f"family {cfg.family!r} does not train under torchrun yet")
+        if why:
+            raise UserError(f"{why}; run it as one process")
     main = distributed.is_main()  # rank 0 alone writes the run directory
     run = RunDir(out).check(cfg)  # every rank: the same decisions (and cfg's inherited horizon)
     done = run.completed(cfg.train.steps, cfg.train.max_minutes)

@@ -87,6 +87,7 @@ class EvalConfig:
 @dataclass
 class DiffusionConfig:
     EXPERIMENT = "fewlabels.diffusion.trainer:DiffusionExperiment"
+    DISTRIBUTED = True  # trains under torchrun (fewlabels.distributed)
     SAMPLING_SECTIONS = ("sampler",)  # `sample`/`eval --set sampler.*`: any sampler on any trained model
     family: Literal["diffusion"] = "diffusion"
     name: str = ""

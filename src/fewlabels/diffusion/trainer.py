@@ -16,9 +16,10 @@ from fewlabels.checkpoint import model_signature
 from fewlabels.data.config import make_data
 from fewlabels.diffusion import samplers
 from fewlabels.diffusion.config import EVAL_SEED, SNAPSHOT_STEPS, DiffusionConfig, SamplerConfig
-from fewlabels.diffusion.losses import simple_loss
+from fewlabels.diffusion.losses import draw_noise, simple_loss
 from fewlabels.diffusion.nets import MLPDenoiser, UNet
 from fewlabels.diffusion.schedules import NoiseSchedule
+from fewlabels.distributed import average_gradients, shard
 from fewlabels.metrics.samples import SampleMetrics
 from fewlabels.optim import average_decay, linear_decay, set_learning_rate, update_average_
 
@@ -62,10 +63,14 @@ class DiffusionExperiment:
     def train_step(self, step: int) -> dict[str, Tensor]:
         cfg = self.cfg
         self._set_learning_rate(step)
+        # Under torchrun every rank draws the global batch (images, t, ε) and keeps its slice, and
+        # the gradients are averaged before the step (fewlabels.distributed, as for the GANs).
         x0 = self.data.sample(cfg.train.batch_size, self.gen)
-        loss = simple_loss(self.model, self.schedule, x0, self.gen, cfg.model.prediction)
+        t, noise = draw_noise(self.schedule, x0, self.gen)
+        loss = simple_loss(self.model, self.schedule, shard(x0), shard(t), shard(noise), cfg.model.prediction)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        average_gradients(self._params)
         logs = {"loss": loss.detach()}
         if cfg.optim.grad_clip is not None:
             logs["grad_norm"] = torch.nn.utils.clip_grad_norm_(self._params, cfg.optim.grad_clip, foreach=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fewlabels.distributed import all_sum, per_rank, rank_seed, world_size
 from fewlabels.errors import UserError
 from fewlabels.rl.deep.normalize import ObservationNormalizer, RewardScaler
 from fewlabels.rl.deep.vector import EpisodeTracker, make_single, make_vec, run_episodes
@@ -36,20 +37,25 @@ class DeepAgent:
 
         self.cfg, self.device = cfg, device
         e = cfg.env
-        self.envs = make_vec(e, e.num_envs)
-        self.num_envs = e.num_envs
+        # Under torchrun env.num_envs is the global count: each rank steps its share, seeded apart.
+        self.num_envs = per_rank(e.num_envs, "env.num_envs")
+        self.shared = world_size() > 1
+        self.envs = make_vec(e, self.num_envs)
         self.obs_shape = tuple(self.envs.single_observation_space.shape)
         self.action_space = self.envs.single_action_space
         self.discrete = isinstance(self.action_space, gym.spaces.Discrete)
         self.action_dim = int(self.action_space.n) if self.discrete else int(np.prod(self.action_space.shape))
         self.pixels = len(self.obs_shape) == 3
-        self.obs_norm = ObservationNormalizer(self.obs_shape) if e.normalize_obs and not self.pixels else None
-        self.reward_scaler = RewardScaler(e.num_envs, cfg.agent.gamma) if e.normalize_reward else None
-        self.tracker = EpisodeTracker(e.num_envs)
+        self.obs_norm = (ObservationNormalizer(self.obs_shape, shared=self.shared)
+                         if e.normalize_obs and not self.pixels else None)
+        self.reward_scaler = (RewardScaler(self.num_envs, cfg.agent.gamma, shared=self.shared)
+                              if e.normalize_reward else None)
+        self.tracker = EpisodeTracker(self.num_envs)
         self.recent: deque = deque(maxlen=RECENT_EPISODES)
-        self.episodes = 0
-        self.env_steps = 0
-        self.obs = self.reset_envs(cfg.seed)
+        self.episodes = 0  # all ranks' (merged by sync_ranks)
+        self._episodes_synced = 0
+        self.env_steps = 0  # all ranks'
+        self.obs = self.reset_envs(rank_seed(cfg.seed))
         self._eval_vec = None
 
     # ---- acting in the training environments -----------------------------------------
@@ -72,7 +78,7 @@ class DeepAgent:
         if finished:
             self.recent.extend(finished)
             self.episodes += len(finished)
-        self.env_steps += self.num_envs
+        self.env_steps += self.num_envs * world_size()
         learn = reward.astype(np.float32)
         if self.cfg.env.reward_clip is not None:
             learn = np.clip(learn, -self.cfg.env.reward_clip, self.cfg.env.reward_clip)
@@ -81,11 +87,31 @@ class DeepAgent:
         return self.prepare(obs, update=True), learn, terminated, truncated, valid
 
     def episode_logs(self) -> dict[str, float]:
+        """The mean return and length of the last RECENT_EPISODES episodes (of every rank's under
+        torchrun: every rank then logs the same keys, as `distributed.agree` needs)."""
+        if self.shared:
+            returns, lengths = zip(*self.recent) if self.recent else ((), ())
+            ret, length, n = all_sum(torch.tensor([sum(returns), sum(lengths), len(returns)], dtype=torch.float64))
+            if n == 0:
+                return {}
+            return {"ep_return": float(ret / n), "ep_length": float(length / n), "episodes": float(self.episodes)}
         if not self.recent:
             return {}
         returns, lengths = zip(*self.recent)
         return {"ep_return": float(np.mean(returns)), "ep_length": float(np.mean(lengths)),
                 "episodes": float(self.episodes)}
+
+    def sync_ranks(self) -> None:
+        """Under torchrun, once per update on every rank: merge the normalisation statistics
+        (Chan's parallel update) and count every rank's finished episodes, so that the state
+        rank 0 checkpoints is that of all ranks."""
+        if not self.shared:
+            return
+        for norm in (self.obs_norm, self.reward_scaler):
+            if norm is not None:
+                norm.rms.sync()
+        new = all_sum(torch.tensor([self.episodes - self._episodes_synced], dtype=torch.float64))
+        self.episodes = self._episodes_synced = self._episodes_synced + int(new.item())
 
     def as_tensor(self, obs: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(obs, device=self.device)
@@ -164,6 +190,7 @@ class DeepAgent:
     def load_state_dict(self, state: dict) -> None:
         self._load_nets_state(state["nets"])
         self.env_steps, self.episodes = int(state["env_steps"]), int(state["episodes"])
+        self._episodes_synced = self.episodes
         self.recent = deque([(float(r), int(n)) for r, n in state["recent"]], maxlen=RECENT_EPISODES)
         if self.obs_norm is not None:
             self.obs_norm.rms.load_state_dict(state["obs_norm"])
@@ -171,7 +198,9 @@ class DeepAgent:
             self.reward_scaler.rms.load_state_dict(state["reward_norm"])
         # Fresh episodes from a seed derived from the step (see the module docstring); the
         # restored normalisation statistics are left exactly as saved.
-        self.obs = self.reset_envs(self.cfg.seed + 1 + self.env_steps, update=False)
+        self.obs = self.reset_envs(rank_seed(self.cfg.seed + 1 + self.env_steps), update=False)
+        if self.shared:  # the loop restored rank 0's streams on every rank: each draws apart again
+            torch.manual_seed(rank_seed(self.cfg.seed + 1 + self.env_steps))
 
     def _nets_state(self) -> dict:
         raise NotImplementedError

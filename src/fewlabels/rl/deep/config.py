@@ -131,6 +131,14 @@ class DQNConfig(DeepRLConfig):
     family: Literal["dqn"] = "dqn"
     agent: DQNAgentConfig = field(default_factory=DQNAgentConfig)
 
+    def torchrun_refusal(self) -> str | None:
+        # Scale-out for DQN means either per-rank replay with averaged gradients (N small learners
+        # in lockstep: more environment steps per update, not the same algorithm) or one learner
+        # fed by many actors (Ape-X): neither is built. A replay ratio of one update per few
+        # environment steps keeps one process busy on its own.
+        return ("DQN does not train under torchrun: its learner updates every few environment steps from one "
+                "replay buffer, and splitting that across processes would change the algorithm")
+
     def check_spaces(self, action_space: Any) -> None:
         import gymnasium as gym
 
@@ -145,6 +153,15 @@ class PGConfig(DeepRLConfig):
     EXPERIMENT = "fewlabels.rl.deep.pg:PGExperiment"
     family: Literal["pg"] = "pg"
     agent: PGAgentConfig = field(default_factory=PGAgentConfig)
+
+    def torchrun_refusal(self) -> str | None:
+        """A2C and PPO train under torchrun (each rank its share of env.num_envs, gradients
+        averaged); REINFORCE does not: it updates when a batch of whole episodes is complete,
+        which happens at different steps on each rank."""
+        if self.agent.algo == "reinforce":
+            return ("agent.algo reinforce does not train under torchrun: it updates when its whole episodes end, "
+                    "at different steps on each process; use agent.algo ppo or a2c")
+        return None
 
     def check_spaces(self, action_space: Any) -> None:
         import gymnasium as gym

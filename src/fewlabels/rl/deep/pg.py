@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from fewlabels.checkpoint import model_signature
+from fewlabels.distributed import all_sum, average_gradients, per_rank, rank_seed, world_size
 from fewlabels.rl.deep import mlp_grad
 from fewlabels.rl.deep.agent import DeepAgent
 from fewlabels.rl.deep.config import PGConfig
@@ -108,7 +109,7 @@ class PGExperiment(DeepAgent):
     def __init__(self, cfg: PGConfig, device: torch.device):
         super().__init__(cfg, device)
         a = cfg.agent
-        self.steps_per_call = a.n_steps * self.num_envs
+        self.steps_per_call = a.n_steps * self.num_envs * world_size()  # environment steps of all ranks
         self.net = ActorCritic(self.obs_shape, self.action_dim, self.discrete, a.hidden, a.activation,
                                a.log_std_init, a.ortho_init).to(device)
         if a.optimizer == "rmsprop":  # A2C's original optimiser (SB3's defaults)
@@ -121,6 +122,11 @@ class PGExperiment(DeepAgent):
         if not self.discrete:
             self.low = self.action_space.low
             self.high = self.action_space.high
+        # Under torchrun: this rank's share of the minibatch, and its own action noise (the
+        # weights above were drawn alike on every rank, from the same seed).
+        self.minibatch_size = per_rank(a.minibatch_size, "agent.minibatch_size") if a.algo == "ppo" else None
+        if self.shared:
+            torch.manual_seed(rank_seed(cfg.seed))
 
     # ---- acting --------------------------------------------------------------------------
     @torch.inference_mode()
@@ -195,27 +201,38 @@ class PGExperiment(DeepAgent):
                 steps = self.whole_episodes.add(x.clone(), action, logp, value, reward, done=done, valid=valid)
                 if steps is not None:
                     logs = self.update(self.episode_batch(steps), clip)
+        self.sync_ranks()
         return {**logs, "lr": lr, **self.episode_logs()}
 
     def update(self, batch: dict[str, Tensor], clip: float) -> dict[str, Tensor]:
         """PPO: `epochs` passes of shuffled minibatches; REINFORCE and A2C: one step on the rollout."""
         a = self.cfg.agent
         n = batch["obs"].shape[0]
-        epochs, size = (a.epochs, a.minibatch_size) if a.algo == "ppo" else (1, n)
-        if a.normalize_advantage and n > 1 and size >= n:  # one minibatch: normalise once
-            adv = batch["advantages"]
-            batch = {**batch, "advantages": (adv - adv.mean()) / (adv.std() + 1e-8)}
+        epochs, size = (a.epochs, self.minibatch_size) if a.algo == "ppo" else (1, n)
+        # Under torchrun every rank must take the same number of minibatches (each is one gradient
+        # all-reduce), though NEXT_STEP reset steps leave each rank a few samples fewer: the count
+        # comes from the nominal rollout, n_steps x this rank's environments.
+        nominal = a.n_steps * self.num_envs if self.shared else n
+        whole = a.algo != "ppo" or size >= nominal
+        if a.normalize_advantage and (n > 1 or self.shared) and whole:  # one minibatch: normalise once
+            batch = {**batch, "advantages": self.normalise(batch["advantages"])}
         sums, count = torch.zeros(4), 0
         for _ in range(epochs):
             # One minibatch is the whole rollout: a mean over it does not depend on the order.
-            parts = [None] if size >= n else torch.randperm(n, device=self.device).split(size)
+            if whole:
+                parts = [None]
+            elif self.shared:
+                parts = torch.randperm(n, device=self.device).tensor_split(-(-nominal // size))
+            else:
+                parts = torch.randperm(n, device=self.device).split(size)
             for idx in parts:
                 mb = batch if idx is None else {k: v[idx] for k, v in batch.items()}
                 adv = mb["advantages"]
-                if a.normalize_advantage and idx is not None and len(idx) > 1:
-                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                if a.normalize_advantage and idx is not None and (len(idx) > 1 or self.shared):
+                    adv = self.normalise(adv)
                 self.opt.zero_grad(set_to_none=True)
                 losses = self.loss_and_grads(mb, adv, clip)
+                average_gradients(self._params)  # under torchrun: the mean over ranks, as one process of them all
                 if a.max_grad_norm is not None:
                     torch.nn.utils.clip_grad_norm_(self._params, a.max_grad_norm, foreach=True)
                 self.opt.step()
@@ -223,6 +240,16 @@ class PGExperiment(DeepAgent):
                 count += 1
         pg, vf, ent, kl = (sums / count).tolist()
         return {"policy_loss": pg, "value_loss": vf, "entropy": ent, "approx_kl": kl}
+
+    def normalise(self, adv: Tensor) -> Tensor:
+        """(A - mean A) / (std A + 1e-8) over the minibatch, all ranks' halves of it under torchrun."""
+        if not self.shared:
+            return (adv - adv.mean()) / (adv.std() + 1e-8)
+        a64 = adv.double()
+        total, square, n = all_sum(torch.stack([a64.sum(), (a64 * a64).sum(), a64.new_tensor(len(adv))]))
+        mean = total / n
+        std = ((square - n * mean * mean) / (n - 1)).clamp_min(0).sqrt()
+        return ((adv - mean.float()) / (std.float() + 1e-8))
 
     def loss_and_grads(self, mb: dict[str, Tensor], adv: Tensor, clip: float) -> tuple[Tensor, ...]:
         """L = L_π - c_H mean H + c_V L_V on a minibatch: set the gradients, return the detached

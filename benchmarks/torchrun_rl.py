@@ -1,0 +1,91 @@
+"""Does a second process pay for PPO on this machine? CartPole and Hopper, the same config three
+ways, one after another (run it on an otherwise idle machine):
+
+    1 process  x 1 thread     FEWLABELS_MAX_THREADS=1
+    1 process  x 2 threads    FEWLABELS_MAX_THREADS=2
+    2 processes x 1 thread    torchrun --nproc_per_node=2, each rank half of env.num_envs
+
+Environment steps a second of training (evaluation not counted) and the training time to the
+first evaluation at or above the return target, in one table (benchmarks/results/torchrun_rl.json).
+Hopper's shipped config steps one environment; here it steps two (n_steps 1024, so a rollout is
+still 2,048 steps) so that two processes can split them.
+
+    python benchmarks/torchrun_rl.py                 # both, budgets below
+    python benchmarks/torchrun_rl.py --envs cartpole
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from common import markdown  # noqa: E402
+
+CASES = {
+    "cartpole": {"config": "rl/cartpole_ppo", "target": 475.0,
+                 "sets": ["train.steps=100000", "train.eval_every=4096"]},
+    "hopper": {"config": "rl/hopper_ppo", "target": 1000.0,
+               "sets": ["env.num_envs=2", "agent.n_steps=1024", "train.steps=204800", "train.eval_every=20480",
+                        "eval.episodes=5"]},
+}
+SETUPS = (("1 x 1 thread", 1, 1), ("1 x 2 threads", 1, 2), ("2 processes x 1 thread", 2, 1))
+
+
+def run(case: dict, processes: int, threads: int, out: Path) -> dict:
+    launcher = [sys.executable] if processes == 1 else [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                                        f"--nproc_per_node={processes}"]
+    cmd = [*launcher, "-m", "fewlabels", "train", case["config"], "--device", "cpu", "--out", str(out)]
+    for s in case["sets"]:
+        cmd += ["--set", s]
+    env = dict(os.environ, FEWLABELS_MAX_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
+               PYTHONPATH=str(ROOT / "src"))
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{out.name} failed: {done.stderr.strip().splitlines()[-1:]}")
+    summary = json.loads((out / "summary.json").read_text())
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    reached = next((r for r in rows if r.get("kind") == "eval" and r["mean_return"] >= case["target"]), None)
+    return {"steps": summary["steps"], "training_seconds": summary["training_seconds"],
+            "env_steps_per_s": round(summary["steps"] / summary["training_seconds"], 1),
+            "final_return": summary["metrics"].get("mean_return"),
+            "target_reached_at_step": reached and reached["step"],
+            "seconds_to_target": reached and round(reached["wall_seconds"] - reached.get("eval_seconds", 0.0), 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--envs", nargs="+", default=list(CASES), choices=list(CASES))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "torchrun_rl"))
+    args = ap.parse_args()
+    root = Path(args.out)
+    root.mkdir(parents=True, exist_ok=True)
+    table = []
+    for name in args.envs:
+        case = CASES[name]
+        base = None
+        for label, processes, threads in SETUPS:
+            out = root / f"{name}_{processes}p{threads}t"
+            if out.exists():
+                import shutil
+
+                shutil.rmtree(out)  # a timing: always trained afresh
+            r = run(case, processes, threads, out)
+            base = base or r["env_steps_per_s"]
+            table.append({"env": name, "setup": label, "env steps/s": r["env_steps_per_s"],
+                          "vs 1 x 1": f"{r['env_steps_per_s'] / base:.2f}x",
+                          "s to target": r["seconds_to_target"], "at step": r["target_reached_at_step"],
+                          "final return": r["final_return"], "target": case["target"]})
+            print(table[-1], flush=True)
+    print(markdown(table, list(table[0])))
+    (root.parent / "torchrun_rl.json").write_text(json.dumps(table, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -141,6 +141,23 @@ def one_and_two_processes(cfg, tmp_path, extra: tuple[str, ...] = ()):
     return single, double
 
 
+def resume_across_process_counts(cfg, single, double, steps: int):
+    """Train the two-process run on as one process and the one-process run on under torchrun,
+    each to `steps` (the checkpoint does not depend on the number of processes); return their
+    final states."""
+    import subprocess
+
+    longer = ["--set", f"train.steps={steps}"]
+    for cmd in ([*train_cmd(cfg, double), *longer],
+                [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                 *train_cmd(cfg, single)[1:], *longer]):
+        done = subprocess.run(cmd, env=cli_env(), capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0 and "resuming" in done.stderr, done.stderr[-2000:]
+    (a, step_a), (b, step_b) = final_state(single), final_state(double)
+    assert step_a == step_b == steps
+    return a, b
+
+
 @pytest.fixture
 def small_config(tmp_path):
     return write_config(tmp_path / "small.yaml")

@@ -14,6 +14,7 @@ from conftest import (
     interrupt_mid_run,
     merge_into_yaml,
     one_and_two_processes,
+    resume_across_process_counts,
     train_cmd,
 )
 from fewlabels.cli import main
@@ -102,7 +103,7 @@ TORCHRUN_CASES = {
 }
 
 
-@pytest.mark.slow(seconds=30)
+@pytest.mark.slow(seconds=40)
 @pytest.mark.parametrize("case", list(TORCHRUN_CASES))
 def test_two_torchrun_processes_train_like_one_process_with_the_same_global_batch(tmp_path, case):
     """fewlabels.distributed as for the GANs: every rank draws the global batch (images, t, ε),
@@ -124,6 +125,10 @@ def test_two_torchrun_processes_train_like_one_process_with_the_same_global_batc
     a, b = (torch.cat([v.flatten() for v in state["model"].values()]) for state in (a, b))
     if case == "points_mlp":  # float rounding of one reduction against two halves
         assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
+        # the two-process run goes on as one process, the one-process run under torchrun: alike
+        a, b = resume_across_process_counts(tmp_path / "c.yaml", single, double, 45)
+        for key, value in a["model"].items():
+            assert torch.allclose(value, b["model"][key], atol=1e-5, rtol=1e-4), key
     else:
         # A bias followed by group norm (conv biases, the time embedding's) has a gradient that is
         # zero but for rounding, and Adam's normalised step turns rounding into steps of ±lr there.

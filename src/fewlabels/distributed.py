@@ -95,6 +95,15 @@ def all_gather(x: Tensor) -> list[Tensor]:
     return out
 
 
+def peer_failed(error: BaseException) -> bool:
+    """Is `error` a collective that failed because another rank is gone (it raised, or was
+    killed)? gloo says "Connection closed by peer" (or reset); NCCL raises DistError."""
+    if world_size() == 1:
+        return False
+    text = str(error)
+    return isinstance(error, dist.DistError) or "closed by peer" in text or "Connection reset" in text
+
+
 def shard(x: Tensor) -> Tensor:
     """This rank's contiguous slice of a global batch."""
     n = world_size()

@@ -238,6 +238,16 @@ def train(cfg: Any, out: str, device: str = "auto", stop_raises: bool = False) -
             run.write_summary("diverged", step, {})
         run.close()
         raise
+    except RuntimeError as e:
+        if not distributed.peer_failed(e):
+            raise
+        # Another process raised or was killed (its own error is printed above by torchrun):
+        # this one says so in one sentence; every checkpoint already written stays as it is.
+        run.close()
+        kept = run.latest_checkpoint()
+        where = f"the last good checkpoint {kept.name} is kept" if kept else "no checkpoint was written"
+        raise UserError(f"another process of this torchrun stopped during step {step} (its error is above); "
+                        f"{where}; run the same command again to resume") from None
     finally:
         progress.close()
 

@@ -221,3 +221,24 @@ def test_on_digits_with_10_labels_per_class_the_ssl_gan_beats_supervised_only(tm
     error = {k: 1 - v for k, v in accuracy.items()}
     assert accuracy["ssl_gan"] >= 0.955, accuracy
     assert error["ssl_gan"] <= 0.75 * error["supervised"], accuracy  # a quarter of the errors gone, at least
+
+
+# ---- torchrun -------------------------------------------------------------------------------------
+@pytest.mark.slow(seconds=40)
+@pytest.mark.parametrize("method", ["ssl_gan", "fixmatch"])
+def test_two_torchrun_processes_train_like_one_process_with_the_same_global_batch(tmp_path, method):
+    """As the GANs: every rank draws the global batches (labelled, unlabelled, augmentations, z)
+    and keeps its half, gradients are averaged, G's batch norm and feature matching's means are
+    the global batch's. D's Gaussian noise is drawn per rank (apart), so it is off here to compare
+    exactly; without the averaging, or with per-rank batch norm or means, this fails."""
+    from conftest import one_and_two_processes
+
+    cfg = ssl_config(tmp_path, method=method, model={"input_noise": 0, "hidden_noise": 0},
+                     fixmatch={"ratio": 2}, train={"steps": 20, "eval_every": 0, "checkpoint_every": 20})
+    single, double = one_and_two_processes(cfg, tmp_path)
+    (a, step_a), (b, step_b) = final_state(single), final_state(double)
+    assert step_a == step_b == 20
+    for name in ("D", "D_ema", "G") if method == "ssl_gan" else ("D", "D_ema"):
+        for key, value in a[name].items():
+            assert torch.allclose(value, b[name][key], atol=1e-4, rtol=1e-4), f"{name}.{key}"
+    np.testing.assert_array_equal(a["labelled"], b["labelled"])

@@ -8,10 +8,10 @@ summation order), every rank holds the same weights, and rank 0 alone writes the
 (config, metrics, checkpoints, report). Backend: NCCL on CUDA, gloo on the CPU.
 
 A family opts in (`DISTRIBUTED = True` on its config) by calling `shard` on what it draws and
-`average_gradients` after backward: the GANs and diffusion do. Policy gradients (A2C, PPO) draw
+`average_gradients` after backward: the GANs, diffusion and the few-labels family do. Policy gradients (A2C, PPO) draw
 apart instead: each rank steps its own share of the environments (seeded by `rank_seed`), learns
 from its own rollout, and averages its gradients (rl/deep/pg.py). Families that do not train
-under torchrun (DQN, REINFORCE, Go, few labels) refuse to start with more than one process, in
+under torchrun (DQN, REINFORCE, Go) refuse to start with more than one process, in
 one sentence (`torchrun_refusal` on the config). Batch norm is
 the one layer whose forward couples the samples of a batch: `BatchNorm2d` below takes its
 statistics over the global batch, so it too computes what one process would.
@@ -155,32 +155,50 @@ def _global_sum(x: Tensor) -> Tensor:
     return dist_fn.all_reduce(x, op=dist.ReduceOp.SUM)
 
 
-class BatchNorm2d(nn.BatchNorm2d):
-    """nn.BatchNorm2d whose training statistics are those of the global batch under torchrun
-    (what SyncBatchNorm does on CUDA, also on gloo/CPU, which SyncBatchNorm refuses). One process:
-    exactly nn.BatchNorm2d. The state dict is nn.BatchNorm2d's, so checkpoints move freely
-    between one and N processes.
+class _GlobalBatchNorm:
+    """Batch norm whose training statistics are those of the global batch under torchrun (what
+    SyncBatchNorm does on CUDA, also on gloo/CPU, which SyncBatchNorm refuses). One process:
+    exactly torch's batch norm. The state dict is torch's, so checkpoints move freely between one
+    and N processes.
 
         μ = Σ_ranks Σ x / N,  σ² = Σ_ranks Σ (x - μ)² / N,  y = γ (x - μ) / √(σ² + ε) + β
 
     Two all-reduces (mean, then the centred second moment) rather than one of Σx and Σx², whose
-    difference loses digits in float32."""
+    difference loses digits in float32. Statistics over every dimension but the channels (dim 1)."""
 
     def forward(self, x: Tensor) -> Tensor:
         if not (self.training and world_size() > 1):
             return super().forward(x)
         xf = x.float()
+        dims = [0, *range(2, x.dim())]
+        shape = [1, -1] + [1] * (x.dim() - 2)
         count = xf.numel() // xf.shape[1] * world_size()  # equal slices on every rank (shard)
-        mean = _global_sum(xf.sum(dim=(0, 2, 3))) / count
-        centred = xf - mean.view(1, -1, 1, 1)
-        var = _global_sum(centred.pow(2).sum(dim=(0, 2, 3))) / count
+        mean = _global_sum(xf.sum(dim=dims)) / count
+        centred = xf - mean.view(shape)
+        var = _global_sum(centred.pow(2).sum(dim=dims)) / count
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked += 1
                 m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
                 self.running_mean.lerp_(mean.detach(), m)
-                self.running_var.lerp_(var.detach() * count / (count - 1), m)  # unbiased, as nn.BatchNorm2d
-        y = centred * torch.rsqrt(var + self.eps).view(1, -1, 1, 1)
+                self.running_var.lerp_(var.detach() * count / (count - 1), m)  # unbiased, as torch's
+        y = centred * torch.rsqrt(var + self.eps).view(shape)
         if self.affine:
-            y = y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+            y = y * self.weight.view(shape) + self.bias.view(shape)
         return y.to(x.dtype)
+
+
+class BatchNorm1d(_GlobalBatchNorm, nn.BatchNorm1d):
+    """nn.BatchNorm1d over the global batch under torchrun (see _GlobalBatchNorm)."""
+
+
+class BatchNorm2d(_GlobalBatchNorm, nn.BatchNorm2d):
+    """nn.BatchNorm2d over the global batch under torchrun (see _GlobalBatchNorm)."""
+
+
+def global_mean(x: Tensor) -> Tensor:
+    """The mean over the global batch of x (rows = this rank's slice), differentiable: what one
+    process would compute on the whole batch (equal slices on every rank)."""
+    if world_size() == 1:
+        return x.mean(0)
+    return _global_sum(x.sum(0)) / (x.shape[0] * world_size())

@@ -101,6 +101,7 @@ class EvalConfig:
 @dataclass
 class SSLConfig:
     EXPERIMENT = "fewlabels.ssl.trainer:SSLExperiment"
+    DISTRIBUTED = True  # trains under torchrun (fewlabels.distributed)
     family: Literal["ssl"] = "ssl"
     name: str = ""
     seed: int = 0

@@ -14,6 +14,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from fewlabels.distributed import global_mean
+
 
 def supervised_loss(logits: Tensor, labels: Tensor) -> Tensor:
     """L_sup = -E_{(x,y) labelled} log p(y | x, y < K+1) = cross-entropy over the K real classes
@@ -36,8 +38,9 @@ def feature_matching_loss(features_real: Tensor, features_fake: Tensor) -> Tenso
 
         L_G = ‖E_x f(x) - E_z f(G(z))‖² / d
 
-    with f D's last hidden layer (d units), the mean over the features as in the paper's code."""
-    return (features_real.mean(0) - features_fake.mean(0)).pow(2).mean()
+    with f D's last hidden layer (d units), the mean over the features as in the paper's code.
+    The expectations are over the global batch under torchrun (each rank holds a slice)."""
+    return (global_mean(features_real) - global_mean(features_fake)).pow(2).mean()
 
 
 def nonsaturating_loss(logits_fake: Tensor) -> Tensor:

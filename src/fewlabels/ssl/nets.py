@@ -13,6 +13,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
+from fewlabels.distributed import BatchNorm1d, BatchNorm2d  # torch's, over the global batch under torchrun
+
 
 class GaussianNoise(nn.Module):
     """x + σ ε, ε ~ N(0, I), in training only (the paper's noise layers in D)."""
@@ -87,7 +89,7 @@ class MLPGenerator(nn.Module):
         layers: list[nn.Module] = []
         width = z_dim
         for h in hidden:
-            layers += [nn.Linear(width, h, bias=False), nn.BatchNorm1d(h), nn.Softplus()]
+            layers += [nn.Linear(width, h, bias=False), BatchNorm1d(h), nn.Softplus()]
             width = h
         out = 1
         for s in shape:
@@ -111,10 +113,10 @@ class ConvGenerator(nn.Module):
         c = width
         self.start = (4 * c, H // 4, W // 4)
         self.fc = nn.Sequential(nn.Linear(z_dim, 4 * c * (H // 4) * (W // 4), bias=False),
-                                nn.BatchNorm1d(4 * c * (H // 4) * (W // 4)), nn.ReLU())
+                                BatchNorm1d(4 * c * (H // 4) * (W // 4)), nn.ReLU())
         self.net = nn.Sequential(
-            nn.ConvTranspose2d(4 * c, 2 * c, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * c), nn.ReLU(),
-            nn.ConvTranspose2d(2 * c, c, 4, 2, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
+            nn.ConvTranspose2d(4 * c, 2 * c, 4, 2, 1, bias=False), BatchNorm2d(2 * c), nn.ReLU(),
+            nn.ConvTranspose2d(2 * c, c, 4, 2, 1, bias=False), BatchNorm2d(c), nn.ReLU(),
             weight_norm(nn.Conv2d(c, C, 3, 1, 1)), nn.Tanh())
 
     def forward(self, z: Tensor) -> Tensor:

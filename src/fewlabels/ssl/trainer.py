@@ -19,6 +19,7 @@ from torch import Tensor
 from fewlabels import files
 from fewlabels.checkpoint import model_signature
 from fewlabels.data.config import LazyData, make_data
+from fewlabels.distributed import average_gradients, rank_seed, shard, world_size
 from fewlabels.errors import UserError
 from fewlabels.optim import average_decay, linear_decay, set_learning_rate, update_average_
 from fewlabels.ssl import augment, losses, nets
@@ -48,6 +49,8 @@ class SSLExperiment:
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=o.lr, betas=o.betas)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=o.lr_g or o.lr, betas=o.betas) if self.gan else None
         self.gen = torch.Generator(device).manual_seed(cfg.seed)  # batches, z, augmentations
+        self._d_params = list(self.D.parameters())
+        self._g_params = list(self.G.parameters()) if self.gan else []
         # The labelled split, drawn by data.split_seed (a trained run opened to predict has its
         # data only lazily: its split comes from the checkpoint).
         self.labelled: np.ndarray | None = None
@@ -55,6 +58,11 @@ class SSLExperiment:
             self.labelled = labelled_indices(self.data.train_labels, cfg.data.labels_per_class, cfg.data.split_seed,
                                              f"data {cfg.data.name!r}")
         self._on_device: dict[str, Tensor] = {}
+        # Under torchrun every rank draws the global batches (images, labels, augmentations, z)
+        # from self.gen and keeps its slice; D's Gaussian noise comes from torch's own generator,
+        # seeded apart per rank once the networks (the same on every rank) are built.
+        if world_size() > 1:
+            torch.manual_seed(rank_seed(cfg.seed))
 
     # ---- batches -----------------------------------------------------------------------
     def _tensor(self, key: str) -> Tensor:
@@ -67,12 +75,14 @@ class SSLExperiment:
     def _labelled_batch(self, n: int) -> tuple[Tensor, Tensor]:
         x, y = self._tensor("labelled_x"), self._tensor("labelled_y")
         i = torch.randint(len(x), (n,), generator=self.gen, device=self.device)
-        return self._weak(x[i]) if self.cfg.augment.labelled else x[i], y[i]
+        return shard(self._weak(x[i]) if self.cfg.augment.labelled else x[i]), shard(y[i])
 
-    def _unlabelled_batch(self, n: int) -> Tensor:
-        """n training images, labels unseen: the whole training set is the unlabelled pool."""
+    def _unlabelled_batch(self, n: int, sliced: bool = True) -> Tensor:
+        """n training images, labels unseen: the whole training set is the unlabelled pool
+        (this rank's slice of them, unless not `sliced`)."""
         x = self._tensor("train")
-        return x[torch.randint(len(x), (n,), generator=self.gen, device=self.device)]
+        u = x[torch.randint(len(x), (n,), generator=self.gen, device=self.device)]
+        return shard(u) if sliced else u
 
     def _weak(self, x: Tensor) -> Tensor:
         a = self.cfg.augment
@@ -80,7 +90,7 @@ class SSLExperiment:
 
     def _z(self, n: int) -> Tensor:
         """G's input: U(0, 1)^d as in the paper's MNIST code."""
-        return torch.rand(n, self.cfg.model.z_dim, generator=self.gen, device=self.device)
+        return shard(torch.rand(n, self.cfg.model.z_dim, generator=self.gen, device=self.device))
 
     # ---- one update ----------------------------------------------------------------------
     def train_step(self, step: int) -> dict[str, Tensor]:
@@ -94,16 +104,17 @@ class SSLExperiment:
             loss = losses.supervised_loss(logits, y_lab)
         elif cfg.method == "fixmatch":
             f = cfg.fixmatch
-            u = self._unlabelled_batch(f.ratio * B)
+            u = self._unlabelled_batch(f.ratio * B, sliced=False)
             a = cfg.augment
-            u_weak, u_strong = augment.weak(u, a.shift, a.flip, self.gen), augment.strong(u, a.shift, a.flip, self.gen)
+            u_weak = shard(augment.weak(u, a.shift, a.flip, self.gen))
+            u_strong = shard(augment.strong(u, a.shift, a.flip, self.gen))
             # The pseudo-labels come from the weak view alone (FixMatch's teacher sees only the weak
             # augmentation): D's noise layers are off for it, unless fixmatch.teacher_noise.
             with torch.no_grad():
                 self.D.train(f.teacher_noise)
                 l_weak = self.D(u_weak)
                 self.D.train()
-            logits, l_strong = self.D(torch.cat([x_lab, u_strong])).split([B, len(u)])
+            logits, l_strong = self.D(torch.cat([x_lab, u_strong])).split([len(x_lab), len(u_strong)])
             loss_u, confident = losses.fixmatch_loss(l_weak, l_strong, f.threshold)
             loss = losses.supervised_loss(logits, y_lab) + f.unlabelled_weight * loss_u
             logged.update(loss_unlabelled=loss_u.detach(), confident=confident)
@@ -115,12 +126,13 @@ class SSLExperiment:
             with torch.no_grad():
                 fake = self.G(self._z(B))
             logits = self.D(x_lab)
-            logits_unl, logits_fake = self.D(torch.cat([x_unl, fake])).split([B, B])
+            logits_unl, logits_fake = self.D(torch.cat([x_unl, fake])).split([len(x_unl), len(fake)])
             loss_unl = losses.unlabelled_loss(logits_unl, logits_fake)
             loss = losses.supervised_loss(logits, y_lab) + cfg.gan.unlabelled_weight * loss_unl
             logged["loss_unlabelled"] = loss_unl.detach()
         self.opt_D.zero_grad(set_to_none=True)
         loss.backward()
+        average_gradients(self._d_params)  # under torchrun: the global batch's gradient
         self.opt_D.step()
         logged["loss_d"] = loss.detach()
         logged["train_accuracy"] = (logits.detach().argmax(1) == y_lab).float().mean()
@@ -143,7 +155,8 @@ class SSLExperiment:
         else:
             loss = losses.nonsaturating_loss(self.D(fake))
         self.opt_G.zero_grad(set_to_none=True)
-        loss.backward(inputs=list(self.G.parameters()))
+        loss.backward(inputs=self._g_params)
+        average_gradients(self._g_params)
         self.opt_G.step()
         return loss.detach()
 

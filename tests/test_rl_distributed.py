@@ -64,7 +64,8 @@ def _rank(rank, world, port, cfg_path, out, averaging):
     stats = RunningMeanStd((4,), shared=world > 1)
     stats.update(stream[rank * 100 // world:(rank + 1) * 100 // world])
     stats.sync()
-    torch.save({"net": exp.net.state_dict(), "stats": stats.state_dict()}, os.path.join(out, f"rank{rank}.pt"))
+    stats = {k: torch.as_tensor(v) for k, v in stats.state_dict().items()}  # tensors: loadable with weights_only
+    torch.save({"net": exp.net.state_dict(), "stats": stats}, os.path.join(out, f"rank{rank}.pt"))
     distributed.finish()
 
 
@@ -76,7 +77,7 @@ def update_on(world: int, tmp_path, averaging: bool = True) -> list[dict]:
     cfg = ppo_config(tmp_path / "c.yaml")
     mp.start_processes(_rank, args=(world, free_port(), str(cfg), str(out), averaging), nprocs=world,
                        start_method="spawn")
-    return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(world)]
+    return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(world)]
 
 
 @pytest.mark.slow(seconds=20)
@@ -91,9 +92,9 @@ def test_two_processes_take_the_update_one_process_takes_on_both_rollouts(tmp_pa
             assert torch.allclose(value, two[r]["net"][key], atol=1e-6, rtol=1e-5), (r, key)
     # the merged normalisation statistics equal those of the whole stream, on every rank
     for r in (0, 1):
-        assert two[r]["stats"]["count"] == pytest.approx(one["stats"]["count"])
-        np.testing.assert_allclose(two[r]["stats"]["mean"], one["stats"]["mean"], rtol=1e-12)
-        np.testing.assert_allclose(two[r]["stats"]["var"], one["stats"]["var"], rtol=1e-12)
+        assert float(two[r]["stats"]["count"]) == pytest.approx(float(one["stats"]["count"]))
+        np.testing.assert_allclose(two[r]["stats"]["mean"].numpy(), one["stats"]["mean"].numpy(), rtol=1e-12)
+        np.testing.assert_allclose(two[r]["stats"]["var"].numpy(), one["stats"]["var"].numpy(), rtol=1e-12)
     apart = update_on(2, tmp_path, averaging=False)
     assert not all(torch.allclose(v, apart[0]["net"][k], atol=1e-4) for k, v in one["net"].items())
 

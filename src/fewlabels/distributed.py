@@ -8,11 +8,11 @@ summation order), every rank holds the same weights, and rank 0 alone writes the
 (config, metrics, checkpoints, report). Backend: NCCL on CUDA, gloo on the CPU.
 
 A family opts in (`DISTRIBUTED = True` on its config) by calling `shard` on what it draws and
-`average_gradients` after backward: the GANs, diffusion and the few-labels family do. Policy gradients (A2C, PPO) draw
-apart instead: each rank steps its own share of the environments (seeded by `rank_seed`), learns
-from its own rollout, and averages its gradients (rl/deep/pg.py). Families that do not train
-under torchrun (DQN, REINFORCE, Go) refuse to start with more than one process, in
-one sentence (`torchrun_refusal` on the config). Batch norm is
+`average_gradients` after backward: the GANs, diffusion and the few-labels family do. Policy gradients (A2C, PPO) and
+Go self-play draw apart instead: each rank steps its own share of the environments or plays its
+share of the games (seeded by `rank_seed`), learns from its own experience, and averages its
+gradients (rl/deep/pg.py, rl/go/). What does not train under torchrun (DQN, REINFORCE) refuses to
+start with more than one process, in one sentence (`torchrun_refusal` on the config). Batch norm is
 the one layer whose forward couples the samples of a batch: `BatchNorm2d` below takes its
 statistics over the global batch, so it too computes what one process would.
 """
@@ -172,8 +172,10 @@ class _GlobalBatchNorm:
         xf = x.float()
         dims = [0, *range(2, x.dim())]
         shape = [1, -1] + [1] * (x.dim() - 2)
-        count = xf.numel() // xf.shape[1] * world_size()  # equal slices on every rank (shard)
-        mean = _global_sum(xf.sum(dim=dims)) / count
+        # Σx and the number of values per channel in one all-reduce: the ranks' slices may differ
+        # in size (Go self-play samples from replay buffers that fill at different rates).
+        summed = _global_sum(torch.cat([xf.sum(dim=dims), xf.new_tensor([xf.numel() // xf.shape[1]])]))
+        mean, count = summed[:-1] / summed[-1], summed[-1].item()
         centred = xf - mean.view(shape)
         var = _global_sum(centred.pow(2).sum(dim=dims)) / count
         if self.track_running_stats:
@@ -194,6 +196,18 @@ class BatchNorm1d(_GlobalBatchNorm, nn.BatchNorm1d):
 
 class BatchNorm2d(_GlobalBatchNorm, nn.BatchNorm2d):
     """nn.BatchNorm2d over the global batch under torchrun (see _GlobalBatchNorm)."""
+
+
+def standardise(x: Tensor) -> Tensor:
+    """(x - mean x) / (std x + 1e-8) over the global batch (rows = this rank's part, of any size):
+    what one process computes on all ranks' rows together (advantage normalisation)."""
+    if world_size() == 1:
+        return (x - x.mean()) / (x.std() + 1e-8)
+    x64 = x.double()
+    total, square, n = all_sum(torch.stack([x64.sum(), (x64 * x64).sum(), x64.new_tensor(len(x))]))
+    mean = total / n
+    std = ((square - n * mean * mean) / (n - 1)).clamp_min(0).sqrt()
+    return (x - mean.float()) / (std.float() + 1e-8)
 
 
 def global_mean(x: Tensor) -> Tensor:

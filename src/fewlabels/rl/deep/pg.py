@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from fewlabels.checkpoint import model_signature
-from fewlabels.distributed import all_sum, average_gradients, per_rank, rank_seed, world_size
+from fewlabels.distributed import average_gradients, per_rank, rank_seed, standardise, world_size
 from fewlabels.rl.deep import mlp_grad
 from fewlabels.rl.deep.agent import DeepAgent
 from fewlabels.rl.deep.config import PGConfig
@@ -243,13 +243,7 @@ class PGExperiment(DeepAgent):
 
     def normalise(self, adv: Tensor) -> Tensor:
         """(A - mean A) / (std A + 1e-8) over the minibatch, all ranks' halves of it under torchrun."""
-        if not self.shared:
-            return (adv - adv.mean()) / (adv.std() + 1e-8)
-        a64 = adv.double()
-        total, square, n = all_sum(torch.stack([a64.sum(), (a64 * a64).sum(), a64.new_tensor(len(adv))]))
-        mean = total / n
-        std = ((square - n * mean * mean) / (n - 1)).clamp_min(0).sqrt()
-        return ((adv - mean.float()) / (std.float() + 1e-8))
+        return standardise(adv) if self.shared else (adv - adv.mean()) / (adv.std() + 1e-8)
 
     def loss_and_grads(self, mb: dict[str, Tensor], adv: Tensor, clip: float) -> tuple[Tensor, ...]:
         """L = L_π - c_H mean H + c_V L_V on a minibatch: set the gradients, return the detached

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from fewlabels.distributed import rank_seed, world_size
 from fewlabels.rl.go.mcts import Search, network_evaluator
 from fewlabels.rl.go.net import PolicyValueNet
 from fewlabels.rl.go.players import PolicyPlayer
@@ -34,8 +35,16 @@ class GoAgent:
         self.rules = Rules(g.size, default_komi(g.size) if g.komi is None else g.komi, g.max_moves)
         self.history = n.history
         self.net = PolicyValueNet(2 * n.history + 1, g.size, n.channels, n.blocks, norm=n.norm).to(device)
-        self.rng = np.random.default_rng(cfg.seed)
-        self.games = 0
+        # Under torchrun each rank plays its own games: its own stream (rank 0's is one process's).
+        self.rng = np.random.default_rng(rank_seed(cfg.seed))
+        self.games = 0  # every rank's
+
+    def draw_apart(self) -> None:
+        """After a resume under torchrun: the loop restored rank 0's streams on every rank, so each
+        rank derives its own again, from the number of games played (one process keeps the
+        restored streams: its resume is bitwise)."""
+        if world_size() > 1:
+            self.rng = np.random.default_rng(rank_seed(self.cfg.seed + 1 + self.games))
 
     def signature(self) -> str:
         n = self.cfg.net

@@ -14,6 +14,12 @@ One `train_step` is one iteration:
 
 `train.steps` counts self-play games. Resume is bitwise: an iteration is whole (games start and
 end inside it) and the replay buffer and every random stream are in the checkpoint.
+
+Under torchrun each rank plays its share of `parallel_games` (its own random stream), keeps its
+own replay buffer (its share of `buffer_positions`), samples its share of `batch_size`, and the
+gradients are averaged (batch norm over the global batch); every rank takes the same number of
+gradient steps, counted from all ranks' new positions. The checkpoint is rank 0's, with rank 0's
+buffer: resumed under N processes its positions are dealt out among the ranks.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from fewlabels.distributed import all_sum, average_gradients, per_rank, rank, world_size
 from fewlabels.rl.go.agent import GoAgent
 from fewlabels.rl.go.env import planes
 from fewlabels.rl.go.mcts import Search, network_evaluator
@@ -70,8 +77,12 @@ class AlphaZeroExperiment(GoAgent):
         super().__init__(cfg, device)
         g, n, a = cfg.game, cfg.net, cfg.alphazero
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=a.lr, weight_decay=a.weight_decay)
-        self.buffer = ReplayBuffer(a.buffer_positions, (2 * n.history + 1, g.size, g.size), self.rules.actions)
-        self.steps_per_call = a.parallel_games
+        # This rank's shares (all of it for one process)
+        self.games_per_call = per_rank(a.parallel_games, "alphazero.parallel_games")
+        self.batch_size = per_rank(a.batch_size, "alphazero.batch_size")
+        capacity = -(-a.buffer_positions // world_size())
+        self.buffer = ReplayBuffer(capacity, (2 * n.history + 1, g.size, g.size), self.rules.actions)
+        self.steps_per_call = a.parallel_games  # every rank's games
         self.temperature_moves = a.temperature_moves if a.temperature_moves is not None else g.size * g.size // 2
         alpha = a.dirichlet_alpha or 10.0 / (g.size * g.size)
         self.search = Search(network_evaluator(self.net, n.history, device), a.simulations, a.c_puct, alpha,
@@ -115,8 +126,9 @@ class AlphaZeroExperiment(GoAgent):
 
     # ---- learning --------------------------------------------------------------------------------
     def update(self) -> tuple[float, float]:
+        """One gradient step on a minibatch from the replay buffer (this rank's share of it)."""
         a = self.cfg.alphazero
-        idx = self.rng.integers(0, self.buffer.size, size=min(a.batch_size, self.buffer.size))
+        idx = self.rng.integers(0, self.buffer.size, size=min(self.batch_size, self.buffer.size))
         x = torch.from_numpy(self.buffer.obs[idx].astype(np.float32)).to(self.device)
         pi = torch.from_numpy(self.buffer.pi[idx]).to(self.device)
         z = torch.from_numpy(self.buffer.z[idx]).to(self.device)
@@ -126,21 +138,28 @@ class AlphaZeroExperiment(GoAgent):
                 sel = torch.from_numpy(np.flatnonzero(ks == k)).to(self.device)
                 if len(sel):
                     x[sel], pi[sel] = symmetry(x[sel], pi[sel], k, self.rules.size)
+        return self.learn(x, pi, z)
+
+    def learn(self, x: torch.Tensor, pi: torch.Tensor, z: torch.Tensor) -> tuple[float, float]:
+        """A gradient step on (planes, π, z): l = (z - v)² - π · log p, averaged over the batch
+        (over all ranks' rows under torchrun). Returns (value loss, policy loss) of this rank's rows."""
         self.net.train()
         logits, v = self.net(x)
         value_loss = F.mse_loss(v, z)
         policy_loss = -(pi * torch.log_softmax(logits, -1)).sum(1).mean()
         self.opt.zero_grad(set_to_none=True)
         (value_loss + policy_loss).backward()
+        average_gradients(list(self.net.parameters()))
         self.opt.step()
         return value_loss.item(), policy_loss.item()
 
     def train_step(self, step: int) -> dict[str, float]:
         a = self.cfg.alphazero
-        obs, pi, z, stats = self.self_play(a.parallel_games)
+        obs, pi, z, stats = self.self_play(self.games_per_call)
         self.buffer.add(obs, pi, z)
         self.games += a.parallel_games
-        updates = max(1, round(a.replay_ratio * len(z) / a.batch_size))
+        positions = int(all_sum(torch.tensor(len(z))))  # every rank's: all take the same number of steps
+        updates = max(1, round(a.replay_ratio * positions / a.batch_size))
         losses = [self.update() for _ in range(updates)]
         return {"value_loss": float(np.mean([v for v, _ in losses])),
                 "policy_loss": float(np.mean([p for _, p in losses])), "updates": float(updates), **stats}
@@ -153,7 +172,12 @@ class AlphaZeroExperiment(GoAgent):
     def load_state_dict(self, state: dict) -> None:
         self.net.load_state_dict(state["net"])
         self.opt.load_state_dict(state["opt"])
-        self.buffer.load_state_dict(state["buffer"])
+        buffer = state["buffer"]
+        if world_size() > 1:  # rank 0's saved positions dealt out among the ranks
+            buffer = {k: np.asarray(buffer[k])[rank()::world_size()] for k in ("obs", "pi", "z")}
+            buffer["next"] = len(buffer["z"]) % len(self.buffer.z)
+        self.buffer.load_state_dict(buffer)
         self.rng.bit_generator.state = state["rng"]
         self.games = int(state["games"])
+        self.draw_apart()
 

@@ -83,6 +83,7 @@ class GoEvalConfig:
 @dataclass
 class GoConfig:
     EXPERIMENT = "fewlabels.rl.go.agent:make_experiment"  # the class of `algo`
+    DISTRIBUTED = True  # under torchrun: each rank plays its share of the games, gradients averaged
     family: Literal["go"] = "go"
     name: str = ""
     seed: int = 0

@@ -11,11 +11,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fewlabels import distributed
+
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
-    """Batch norm (AlphaZero's), or none: PPO compares π(a|s) of the network that acted with the
-    one that learns, and batch norm makes those two differ (running vs batch statistics)."""
-    return nn.BatchNorm2d(channels) if kind == "batch" else nn.Identity()
+    """Batch norm (AlphaZero's; over the global batch under torchrun, torch's otherwise), or none:
+    PPO compares π(a|s) of the network that acted with the one that learns, and batch norm makes
+    those two differ (running vs batch statistics)."""
+    return distributed.BatchNorm2d(channels) if kind == "batch" else nn.Identity()
 
 
 class ResidualBlock(nn.Module):

@@ -16,6 +16,11 @@ One `train_step`:
 
 The network is the same policy-value network as AlphaZero's, so at evaluation it can play alone
 or guide the same PUCT search. `train.steps` counts self-play games.
+
+Under torchrun each rank plays its share of `parallel_games` against an opponent of its own
+choosing (its own random streams) and learns from its own moves: every rank takes the same number
+of minibatches (counted from all ranks' moves), advantages are normalised over all ranks' part of
+a minibatch, and the gradients are averaged before they are clipped.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import copy
 import numpy as np
 import torch
 
+from fewlabels.distributed import all_gather, average_gradients, per_rank, rank, rank_seed, standardise, world_size
 from fewlabels.rl.deep.pg import gae, policy_loss, value_loss
 from fewlabels.rl.go.agent import GoAgent
 from fewlabels.rl.go.env import planes
@@ -37,11 +43,12 @@ class SelfPlayPPO(GoAgent):
         super().__init__(cfg, device)
         p = cfg.ppo
         self.opt = torch.optim.Adam(self.net.parameters(), lr=p.lr, eps=1e-5)
-        self.steps_per_call = p.parallel_games
+        self.steps_per_call = p.parallel_games  # every rank's games
+        self.games_per_call = per_rank(p.parallel_games, "ppo.parallel_games")
         self.pool: list[dict] = []  # past selves' weights, oldest first
         self.opponent = copy.deepcopy(self.net).eval()
         self.torch_rng = torch.Generator(device=device)  # the moves' sampling stream, in checkpoints
-        self.torch_rng.manual_seed(int(cfg.seed))
+        self.torch_rng.manual_seed(rank_seed(int(cfg.seed)))
 
     # ---- playing the games -------------------------------------------------------------------------
     @torch.no_grad()
@@ -62,7 +69,8 @@ class SelfPlayPPO(GoAgent):
         self.opponent.load_state_dict(self.net.state_dict() if latest else self.pool[self.rng.integers(len(self.pool))])
         self.net.eval()
         positions = [self.rules.new() for _ in range(games)]
-        learner = [BLACK if (self.games + i) % 2 == 0 else -BLACK for i in range(games)]
+        first = self.games + rank() * games  # the learner's colours alternate over all ranks' games
+        learner = [BLACK if (first + i) % 2 == 0 else -BLACK for i in range(games)]
         moves: list[list] = [[] for _ in range(games)]
         while True:
             live = [i for i, pos in enumerate(positions) if not pos.over]
@@ -100,15 +108,19 @@ class SelfPlayPPO(GoAgent):
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         p = self.cfg.ppo
         n = len(batch["actions"])
+        shared = world_size() > 1
+        if shared:  # the same number of minibatches on every rank (each is one gradient all-reduce)
+            counts = [int(c) for c in all_gather(torch.tensor([n]))]
+            parts = max(1, min(-(-sum(counts) // p.minibatch_size), *counts))
         self.net.train()
         sums, count = np.zeros(3), 0
         for _ in range(p.epochs):
             order = torch.from_numpy(self.rng.permutation(n)).to(self.device)
-            for idx in order.split(p.minibatch_size):
+            for idx in (order.tensor_split(parts) if shared else order.split(p.minibatch_size)):
                 mb = {k: v[idx] for k, v in batch.items()}
                 adv = mb["advantages"]
-                if len(idx) > 1:
-                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                if len(idx) > 1 or shared:
+                    adv = standardise(adv)
                 logits, value = self.net(mb["obs"].float())
                 logp_all = masked_log_softmax(logits, mb["masks"])
                 logp = logp_all.gather(1, mb["actions"][:, None]).squeeze(1)
@@ -119,6 +131,7 @@ class SelfPlayPPO(GoAgent):
                 vf = value_loss(value, mb["values"], mb["returns"], None)
                 self.opt.zero_grad(set_to_none=True)
                 (pg + p.vf_coef * vf - p.ent_coef * entropy).backward()
+                average_gradients(list(self.net.parameters()))
                 torch.nn.utils.clip_grad_norm_(self.net.parameters(), p.max_grad_norm)
                 self.opt.step()
                 sums += [pg.item(), vf.item(), entropy.item()]
@@ -128,7 +141,7 @@ class SelfPlayPPO(GoAgent):
 
     def train_step(self, step: int) -> dict[str, float]:
         p = self.cfg.ppo
-        batch, stats = self.play_games(p.parallel_games)
+        batch, stats = self.play_games(self.games_per_call)
         before = self.games
         self.games += p.parallel_games
         logs = self.update(batch)
@@ -148,3 +161,6 @@ class SelfPlayPPO(GoAgent):
         self.rng.bit_generator.state = state["rng"]
         self.torch_rng.set_state(state["torch_rng"])
         self.games = int(state["games"])
+        self.draw_apart()
+        if world_size() > 1:
+            self.torch_rng.manual_seed(rank_seed(self.cfg.seed + 1 + self.games))

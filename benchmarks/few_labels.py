@@ -10,7 +10,9 @@ error against labels per class.
 
 Runs go to benchmarks/results/few_labels/<dataset>_<method>_L<labels>_s<split>/ and resume or
 are reused from there (delete a folder to train it again). One thread each (FEWLABELS_MAX_THREADS=1);
---workers N trains N runs side by side. Writes benchmarks/results/few_labels_<datasets>.json and .png.
+--workers N trains N runs side by side. Writes benchmarks/results/few_labels_<datasets>.json and .png;
+runs already in that JSON for other labels or splits are kept, so `--labels 100` adds to the L10 table.
+A run that fails is named at the end; the table and plot still hold every run that finished.
 """
 
 from __future__ import annotations
@@ -67,23 +69,51 @@ def main() -> None:
     out_root = Path(args.out)
     out_root.mkdir(parents=True, exist_ok=True)
     jobs = [(d, m, L, s) for d in args.datasets for L in args.labels for s in args.splits for m in args.methods]
+
+    def attempt(job):
+        try:
+            return train_one(*job, args.set, out_root, args.tag)
+        except SystemExit as e:  # one failed run must not lose the others' table
+            print(e, file=sys.stderr)
+            return str(e)
+
     with ThreadPoolExecutor(args.workers) as pool:
-        runs = list(pool.map(lambda j: train_one(*j, args.set, out_root, args.tag), jobs))
+        results = list(pool.map(attempt, jobs))
+    runs = [r for r in results if isinstance(r, dict)]
+    failed = [r for r in results if isinstance(r, str)]
+    stem = out_root.parent / ("few_labels_" + "_".join(args.datasets) + (f"_{args.tag}" if args.tag else ""))
+    runs = merge_earlier(runs, stem.with_suffix(".json"))
     table = []
     for d in args.datasets:
-        for L in args.labels:
+        for L in sorted({r["labels_per_class"] for r in runs if r["dataset"] == d}):
             for m in args.methods:
                 rs = [r for r in runs if (r["dataset"], r["labels_per_class"], r["method"]) == (d, L, m)]
+                if not rs:
+                    continue
                 errors = [r["test_error_pct"] for r in rs]
                 secs = [r["training_seconds"] for r in rs]
                 table.append({"dataset": d, "labels per class": L, "method": m, "splits": len(rs),
                               "test error % (mean ± std)": f"{statistics.mean(errors):.2f} ± "
                                                            f"{statistics.stdev(errors) if len(errors) > 1 else 0:.2f}",
                               "training s (mean)": round(statistics.mean(secs), 1)})
-    print(markdown(table, list(table[0])))
-    stem = out_root.parent / ("few_labels_" + "_".join(args.datasets) + (f"_{args.tag}" if args.tag else ""))
-    stem.with_suffix(".json").write_text(json.dumps({"runs": runs, "table": table}, indent=2) + "\n")
-    plot(runs, args, stem.with_suffix(".png"))
+    if table:
+        print(markdown(table, list(table[0])))
+        stem.with_suffix(".json").write_text(json.dumps({"runs": runs, "table": table}, indent=2) + "\n")
+        plot(runs, args, stem.with_suffix(".png"))
+    if failed:
+        raise SystemExit(f"{len(failed)} of {len(jobs)} runs failed: " + "; ".join(failed))
+
+
+def merge_earlier(runs: list[dict], path: Path) -> list[dict]:
+    """This invocation's runs plus those an earlier one wrote to `path` for other (dataset, method,
+    labels, split): a new figure never silently drops an old one."""
+    if not path.exists():
+        return runs
+    key = lambda r: (r["dataset"], r["method"], r["labels_per_class"], r["split_seed"])  # noqa: E731
+    new = {key(r) for r in runs}
+    earlier = [r for r in json.loads(path.read_text())["runs"] if key(r) not in new]
+    return sorted(earlier + runs, key=lambda r: (r["dataset"], r["labels_per_class"], r["split_seed"],
+                                                  METHODS.index(r["method"])))
 
 
 def plot(runs: list[dict], args, path: Path) -> None:
@@ -96,7 +126,7 @@ def plot(runs: list[dict], args, path: Path) -> None:
     for ax, d in zip(axes.flat, args.datasets):
         for m in args.methods:
             xs, ys, es = [], [], []
-            for L in args.labels:
+            for L in sorted({r["labels_per_class"] for r in runs if (r["dataset"], r["method"]) == (d, m)}):
                 errors = [r["test_error_pct"] for r in runs
                           if (r["dataset"], r["method"], r["labels_per_class"]) == (d, m, L)]
                 xs.append(L)

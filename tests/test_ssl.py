@@ -193,6 +193,58 @@ def test_each_players_update_leaves_the_other_unchanged(tmp_path):
     assert not all(torch.equal(a, b) for a, b in zip(g_before, exp.G.parameters()))
 
 
+@pytest.mark.parametrize("name", ["mlp", "conv"])
+def test_data_dependent_init_starts_every_unit_at_mean_0_std_1_on_its_batch(name):
+    """After the init, each weight-normed layer's outputs (before the nonlinearity) have mean 0
+    and std 1 per unit over the init batch, measured by hooks of our own (noise off, so the
+    second pass sees what the init saw); the same layers of a default init do not."""
+    from fewlabels.ssl import nets
+    from fewlabels.ssl.config import ModelConfig
+
+    torch.manual_seed(0)
+    model = ModelConfig(name=name, d_hidden=[64, 32], channels=4, input_noise=0.0, hidden_noise=0.0, dropout=0.0)
+    x = torch.rand(200, 1, 8, 8) * 2 - 1
+
+    def unit_stats(D):
+        seen = []
+        layers = [m for m in D.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+        hooks = [m.register_forward_hook(lambda m, i, o: seen.append(o.transpose(0, 1).flatten(1))) for m in layers]
+        D.train()(x)
+        for h in hooks:
+            h.remove()
+        return [(o.mean(1), o.std(1, unbiased=False)) for o in seen]
+
+    D, _ = nets.build(model, (1, 8, 8), 10, with_generator=False)
+    before = unit_stats(D)
+    nets.data_dependent_init(D, x)
+    after = unit_stats(D)
+    assert len(after) == (3 if name == "mlp" else 8)
+    for mean, std in after:
+        assert torch.allclose(mean, torch.zeros_like(mean), atol=1e-4)
+        assert torch.allclose(std, torch.ones_like(std), atol=1e-3)
+    assert not all(torch.allclose(s, torch.ones_like(s), atol=0.1) for _, s in before)
+
+
+def test_data_init_holds_the_hidden_scales_and_trains_the_rest(tmp_path):
+    """model.data_init: the hidden layers' g do not move in training; their directions v, the
+    output layer's g and every bias do; a run opened to predict restores its optimiser."""
+    from fewlabels import config as configlib
+    from fewlabels.ssl.trainer import SSLExperiment
+
+    cfg = configlib.load(str(ssl_config(tmp_path, model={"data_init": True})))
+    torch.manual_seed(0)
+    exp = SSLExperiment(cfg, torch.device("cpu"))
+    before = {k: v.detach().clone() for k, v in exp.D.named_parameters()}
+    for step in range(1, 4):
+        exp.train_step(step)
+    moved = {k for k, v in exp.D.named_parameters() if not torch.equal(v, before[k])}
+    frozen = {k for k in before if k.endswith("original0") and not k.startswith("head.")}
+    assert frozen and moved == set(before) - frozen, sorted(set(before) - moved)
+    out = tmp_path / "r"
+    assert main(["train", str(ssl_config(tmp_path, model={"data_init": True})), "--out", str(out)]) == 0
+    assert main(["eval", str(out)]) == 0
+
+
 def test_predict_agrees_with_eval(tmp_path, capsys):
     from fewlabels import api
     from fewlabels.data.images import digits

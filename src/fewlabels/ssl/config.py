@@ -42,6 +42,9 @@ class ModelConfig:
     input_noise: float = field(default=0.3, metadata={"ge": 0})  # σ of the noise on D's input, pixels in [-1, 1]
     hidden_noise: float = field(default=0.5, metadata={"ge": 0})  # σ after each hidden layer (mlp)
     dropout: float = field(default=0.5, metadata={"ge": 0, "lt": 1})  # conv: between D's stages
+    # the paper's code: D's weight norm initialised from 500 training images (each unit mean 0,
+    # std 1), the hidden layers' scales g then held fixed (nets.data_dependent_init)
+    data_init: bool = False
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
 from fewlabels.distributed import BatchNorm1d, BatchNorm2d  # torch's, over the global batch under torchrun
@@ -121,6 +122,49 @@ class ConvGenerator(nn.Module):
 
     def forward(self, z: Tensor) -> Tensor:
         return self.net(self.fc(z).view(len(z), *self.start))
+
+
+@torch.no_grad()
+def data_dependent_init(D: nn.Module, x: Tensor) -> None:
+    """Weight normalisation's data-dependent initialisation (Salimans & Kingma 2016), as the
+    paper's official code runs it on 500 training images before training: every weight-normed
+    layer y = g · (v · x) / ‖v‖ + b, in forward order, with the layers before it already set, gets
+
+        g = 1 / σ,  b = -μ / σ     (μ, σ: mean and std of (v · x) / ‖v‖ over the batch and positions)
+
+    so each unit starts with mean 0 and standard deviation 1 on real images (D in training mode:
+    noise layers on, as in that code). That code then trains g in the output layer only:
+    `fix_hidden_scales`."""
+    layers = [m for m in D.modules() if parametrize.is_parametrized(m, "weight")]
+    for m in layers:
+        m.parametrizations.weight.original0.fill_(1.0)
+        m.bias.zero_()
+
+    def standardise(m: nn.Module, inputs, out: Tensor) -> Tensor:
+        dims = [0, *range(2, out.dim())]
+        shape = [1, -1] + [1] * (out.dim() - 2)
+        mu, sd = out.mean(dims), out.var(dims, unbiased=False).add(1e-8).sqrt()
+        g = m.parametrizations.weight.original0
+        g.copy_((1 / sd).view_as(g))
+        m.bias.copy_(-mu / sd)
+        return (out - mu.view(shape)) / sd.view(shape)
+
+    hooks = [m.register_forward_hook(standardise) for m in layers]
+    was = D.training
+    try:
+        D.train()(x)
+    finally:
+        for h in hooks:
+            h.remove()
+        D.train(was)
+
+
+def fix_hidden_scales(D: nn.Module) -> None:
+    """Hold the scales g of D's hidden weight-normed layers fixed (not trained); the output
+    layer's stay trainable."""
+    for m in D.modules():
+        if parametrize.is_parametrized(m, "weight") and m is not D.head:
+            m.parametrizations.weight.original0.requires_grad_(False)
 
 
 def build(model, shape: tuple[int, int, int], classes: int, with_generator: bool):

@@ -42,14 +42,20 @@ class SSLExperiment:
             raise UserError(f"model.name is 'conv' but the images are {self.shape[1]}x{self.shape[2]}; its two "
                             "stride-2 stages need sides divisible by 4: use data.pad or model.name mlp")
         self.gan = cfg.method == "ssl_gan"
+        self._on_device: dict[str, Tensor] = {}
         D, G = nets.build(cfg.model, self.shape, self.classes, with_generator=self.gan)
         self.D, self.G = D.to(device), (G.to(device) if G is not None else None)
+        self.gen = torch.Generator(device).manual_seed(cfg.seed)  # batches, z, augmentations
+        if cfg.model.data_init:  # the paper's code: D initialised from 500 training images, hidden scales fixed
+            if not isinstance(self.data, LazyData):  # (a run opened to predict has its weights)
+                # the same images and noise on every rank under torchrun (the streams all ranks share)
+                nets.data_dependent_init(self.D, self._unlabelled_batch(500, sliced=False))
+            nets.fix_hidden_scales(self.D)
+        self._d_params = [p for p in self.D.parameters() if p.requires_grad]
         self.D_ema = copy.deepcopy(self.D).requires_grad_(False) if cfg.train.ema > 0 else None
         o = cfg.optim
-        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=o.lr, betas=o.betas)
+        self.opt_D = torch.optim.Adam(self._d_params, lr=o.lr, betas=o.betas)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=o.lr_g or o.lr, betas=o.betas) if self.gan else None
-        self.gen = torch.Generator(device).manual_seed(cfg.seed)  # batches, z, augmentations
-        self._d_params = list(self.D.parameters())
         self._g_params = list(self.G.parameters()) if self.gan else []
         # The labelled split, drawn by data.split_seed (a trained run opened to predict has its
         # data only lazily: its split comes from the checkpoint).
@@ -57,7 +63,6 @@ class SSLExperiment:
         if not isinstance(self.data, LazyData):
             self.labelled = labelled_indices(self.data.train_labels, cfg.data.labels_per_class, cfg.data.split_seed,
                                              f"data {cfg.data.name!r}")
-        self._on_device: dict[str, Tensor] = {}
         # Under torchrun every rank draws the global batches (images, labels, augmentations, z)
         # from self.gen and keeps its slice; D's Gaussian noise comes from torch's own generator,
         # seeded apart per rank once the networks (the same on every rank) are built.

@@ -19,6 +19,7 @@ statistics over the global batch, so it too computes what one process would.
 
 from __future__ import annotations
 
+import datetime
 import os
 
 import torch
@@ -41,10 +42,16 @@ def is_main() -> bool:
     return rank() == 0
 
 
+# How long a rank waits in a collective for the others: rank 0 evaluates alone (Go matches against
+# GNU Go, FID on many samples) while the others wait in their next all-reduce; gloo's default
+# of 30 minutes is too short for that. A rank that dies is noticed at once (peer_failed), not by this.
+TIMEOUT = datetime.timedelta(hours=2)
+
+
 def init(device: torch.device) -> None:
     """Join the process group torchrun set up (no-op for a single process)."""
     if world_size() > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=TIMEOUT)
         if device.type == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
 
@@ -77,22 +84,29 @@ def per_rank(total: int, what: str) -> int:
     return total // n
 
 
+def _wire() -> torch.device:
+    """Where a collective's tensors must be: NCCL takes CUDA tensors only, gloo CPU ones."""
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
 def all_sum(x: Tensor) -> Tensor:
-    """The sum over ranks of x (a new tensor; x itself on one process)."""
+    """The sum over ranks of x (a new tensor on x's device; x itself on one process). Counts and
+    statistics kept on the CPU travel by way of the GPU under NCCL."""
     if world_size() == 1:
         return x
-    x = x.clone()
-    dist.all_reduce(x)
-    return x
+    y = x.to(_wire(), copy=True)
+    dist.all_reduce(y)
+    return y.to(x.device)
 
 
 def all_gather(x: Tensor) -> list[Tensor]:
-    """Every rank's x, in rank order (x alone on one process)."""
+    """Every rank's x, in rank order, on x's device (x alone on one process)."""
     if world_size() == 1:
         return [x]
-    out = [torch.empty_like(x) for _ in range(world_size())]
-    dist.all_gather(out, x.contiguous())
-    return out
+    y = x.to(_wire()).contiguous()
+    out = [torch.empty_like(y) for _ in range(world_size())]
+    dist.all_gather(out, y)
+    return [o.to(x.device) for o in out]
 
 
 def peer_failed(error: BaseException) -> bool:
@@ -139,8 +153,8 @@ def agree(losses: dict[str, Tensor], stopping: bool, out_of_time: bool = False
     and whether any rank found the time budget (train.max_minutes) spent."""
     if world_size() == 1:
         return {k: float(v) for k, v in losses.items()}, stopping, out_of_time
-    values = [torch.as_tensor(v).detach().float().reshape(()) for v in losses.values()]
-    device = next((v.device for v in values), torch.device("cpu"))
+    device = _wire()  # the losses may be Python floats or CPU tensors (RL, Go) under NCCL too
+    values = [torch.as_tensor(v).detach().float().reshape(()).to(device) for v in losses.values()]
     flags = torch.tensor([float(stopping), float(out_of_time)], device=device)
     flat = torch.cat([torch.stack(values) if values else flags[:0], flags])
     dist.all_reduce(flat)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fewlabels.distributed import rank_seed, world_size
+from fewlabels.distributed import rank, rank_seed, world_size
 from fewlabels.rl.go.mcts import Search, network_evaluator
 from fewlabels.rl.go.net import PolicyValueNet
 from fewlabels.rl.go.players import PolicyPlayer
@@ -43,8 +43,8 @@ class GoAgent:
         """After a resume under torchrun: the loop restored rank 0's streams on every rank, so each
         rank derives its own again, from the number of games played (one process keeps the
         restored streams: its resume is bitwise)."""
-        if world_size() > 1:
-            self.rng = np.random.default_rng(rank_seed(self.cfg.seed + 1 + self.games))
+        if world_size() > 1:  # (seed, rank, games) through a SeedSequence: no two ranks or resumes meet
+            self.rng = np.random.default_rng([self.cfg.seed, rank(), self.games])
 
     def signature(self) -> str:
         n = self.cfg.net

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from fewlabels.distributed import all_sum, average_gradients, per_rank, rank, world_size
+from fewlabels.distributed import all_gather, average_gradients, per_rank, rank, world_size
 from fewlabels.rl.go.agent import GoAgent
 from fewlabels.rl.go.env import planes
 from fewlabels.rl.go.mcts import Search, network_evaluator
@@ -125,7 +125,7 @@ class AlphaZeroExperiment(GoAgent):
         return np.stack(obs).astype(np.uint8), np.stack(pis), np.array(zs, np.float32), stats
 
     # ---- learning --------------------------------------------------------------------------------
-    def update(self) -> tuple[float, float]:
+    def update(self, weight: float = 1.0) -> tuple[float, float]:
         """One gradient step on a minibatch from the replay buffer (this rank's share of it)."""
         a = self.cfg.alphazero
         idx = self.rng.integers(0, self.buffer.size, size=min(self.batch_size, self.buffer.size))
@@ -138,17 +138,19 @@ class AlphaZeroExperiment(GoAgent):
                 sel = torch.from_numpy(np.flatnonzero(ks == k)).to(self.device)
                 if len(sel):
                     x[sel], pi[sel] = symmetry(x[sel], pi[sel], k, self.rules.size)
-        return self.learn(x, pi, z)
+        return self.learn(x, pi, z, weight)
 
-    def learn(self, x: torch.Tensor, pi: torch.Tensor, z: torch.Tensor) -> tuple[float, float]:
+    def learn(self, x: torch.Tensor, pi: torch.Tensor, z: torch.Tensor, weight: float = 1.0) -> tuple[float, float]:
         """A gradient step on (planes, π, z): l = (z - v)² - π · log p, averaged over the batch
-        (over all ranks' rows under torchrun). Returns (value loss, policy loss) of this rank's rows."""
+        (over all ranks' rows under torchrun: `weight` = this rank's rows × N / all rows, 1 when
+        every rank has as many). Returns (value loss, policy loss) of this rank's rows."""
         self.net.train()
         logits, v = self.net(x)
         value_loss = F.mse_loss(v, z)
         policy_loss = -(pi * torch.log_softmax(logits, -1)).sum(1).mean()
         self.opt.zero_grad(set_to_none=True)
-        (value_loss + policy_loss).backward()
+        loss = value_loss + policy_loss
+        (loss * weight if weight != 1.0 else loss).backward()
         average_gradients(list(self.net.parameters()))
         self.opt.step()
         return value_loss.item(), policy_loss.item()
@@ -158,11 +160,26 @@ class AlphaZeroExperiment(GoAgent):
         obs, pi, z, stats = self.self_play(self.games_per_call)
         self.buffer.add(obs, pi, z)
         self.games += a.parallel_games
-        positions = int(all_sum(torch.tensor(len(z))))  # every rank's: all take the same number of steps
-        updates = max(1, round(a.replay_ratio * positions / a.batch_size))
-        losses = [self.update() for _ in range(updates)]
+        # Every rank's new positions (all take the same number of steps) and minibatch rows (a
+        # buffer smaller than its share of the batch gives fewer: its mean loss weighs less).
+        counts = all_gather(torch.tensor([len(z), min(self.batch_size, self.buffer.size)]))
+        updates = max(1, round(a.replay_ratio * sum(int(c[0]) for c in counts) / a.batch_size))
+        weight = len(counts) * int(counts[rank()][1]) / sum(int(c[1]) for c in counts)
+        losses = [self.update(weight) for _ in range(updates)]
         return {"value_loss": float(np.mean([v for v, _ in losses])),
                 "policy_loss": float(np.mean([p for _, p in losses])), "updates": float(updates), **stats}
+
+    def _deal(self, saved: dict) -> dict:
+        """The saved buffer (rank 0's) as this rank's: as saved where it fits as it was (one process,
+        resuming its own or a not yet full one: bitwise); otherwise put oldest first, the newest
+        capacity × N positions kept, dealt out among the ranks in turn, each rank's newest last."""
+        n, cap, world = len(saved["z"]), len(self.buffer.z), world_size()
+        if world == 1 and n <= cap and (n == cap or int(saved["next"]) == n % cap):
+            return saved
+        oldest_first = {k: np.roll(np.asarray(saved[k]), -int(saved["next"]), 0)[-cap * world:]
+                        for k in ("obs", "pi", "z")}
+        mine = {k: v[rank()::world][-cap:] for k, v in oldest_first.items()}
+        return {**mine, "next": len(mine["z"]) % cap}
 
     # ---- loop contract ---------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -172,11 +189,7 @@ class AlphaZeroExperiment(GoAgent):
     def load_state_dict(self, state: dict) -> None:
         self.net.load_state_dict(state["net"])
         self.opt.load_state_dict(state["opt"])
-        buffer = state["buffer"]
-        if world_size() > 1:  # rank 0's saved positions dealt out among the ranks
-            buffer = {k: np.asarray(buffer[k])[rank()::world_size()] for k in ("obs", "pi", "z")}
-            buffer["next"] = len(buffer["z"]) % len(self.buffer.z)
-        self.buffer.load_state_dict(buffer)
+        self.buffer.load_state_dict(self._deal(state["buffer"]))
         self.rng.bit_generator.state = state["rng"]
         self.games = int(state["games"])
         self.draw_apart()

@@ -112,11 +112,14 @@ class SelfPlayPPO(GoAgent):
         if shared:  # the same number of minibatches on every rank (each is one gradient all-reduce)
             counts = [int(c) for c in all_gather(torch.tensor([n]))]
             parts = max(1, min(-(-sum(counts) // p.minibatch_size), *counts))
+            # the rows of minibatch i on every rank (tensor_split's sizes): each rank's mean loss is
+            # weighed by its share, so the averaged gradient is that of the mean over all rows
+            rows = [sum(c // parts + (i < c % parts) for c in counts) for i in range(parts)]
         self.net.train()
         sums, count = np.zeros(3), 0
         for _ in range(p.epochs):
             order = torch.from_numpy(self.rng.permutation(n)).to(self.device)
-            for idx in (order.tensor_split(parts) if shared else order.split(p.minibatch_size)):
+            for i, idx in enumerate(order.tensor_split(parts) if shared else order.split(p.minibatch_size)):
                 mb = {k: v[idx] for k, v in batch.items()}
                 adv = mb["advantages"]
                 if len(idx) > 1 or shared:
@@ -129,8 +132,11 @@ class SelfPlayPPO(GoAgent):
                 entropy = -(logp_all.exp() * logp_all.masked_fill(~mb["masks"], 0.0)).sum(1).mean()
                 pg = policy_loss("ppo", logp, mb["logp"], adv, p.clip)
                 vf = value_loss(value, mb["values"], mb["returns"], None)
+                loss = pg + p.vf_coef * vf - p.ent_coef * entropy
+                if shared:
+                    loss = loss * (len(idx) * world_size() / rows[i])
                 self.opt.zero_grad(set_to_none=True)
-                (pg + p.vf_coef * vf - p.ent_coef * entropy).backward()
+                loss.backward()
                 average_gradients(list(self.net.parameters()))
                 torch.nn.utils.clip_grad_norm_(self.net.parameters(), p.max_grad_norm)
                 self.opt.step()
@@ -163,4 +169,4 @@ class SelfPlayPPO(GoAgent):
         self.games = int(state["games"])
         self.draw_apart()
         if world_size() > 1:
-            self.torch_rng.manual_seed(rank_seed(self.cfg.seed + 1 + self.games))
+            self.torch_rng.manual_seed(int(self.rng.integers(2**62)))

@@ -47,6 +47,11 @@ FAMILIES = {
         "family": "pg", "env": {"id": "CartPole-v1", "num_envs": 4},
         "agent": {"algo": "ppo", "n_steps": 16, "epochs": 2, "minibatch_size": 32},
         "train": {"steps": 2048, "eval_every": 0, "log_every": 64, "checkpoint_every": 128}, "eval": {"episodes": 2}}),
+    "go": ("fewlabels.rl.go.alphazero:AlphaZeroExperiment", 12, {
+        "family": "go", "algo": "alphazero", "game": {"size": 5}, "net": {"channels": 8, "blocks": 1, "history": 2},
+        "alphazero": {"simulations": 4, "parallel_games": 4, "batch_size": 32},
+        "train": {"steps": 40, "eval_every": 0, "log_every": 4, "checkpoint_every": 4},
+        "eval": {"games": 2, "simulations": 0, "network_alone": False}}),
 }
 
 
@@ -82,6 +87,7 @@ def test_a_nan_or_sigterm_on_one_rank_stops_both_at_that_step(tmp_path, kind):
     assert done.returncode != 0
     if kind == "nan":  # the losses are averaged over ranks: a NaN on one is a NaN on all
         assert f"fewlabels: error: training diverged at step {step}: loss is nan" in rank0
+        assert done.stderr.count("training diverged") == 1  # rank 0 alone says it
         assert run.latest_checkpoint().name == "step_000000040.safetensors"
         assert run.read_summary()["status"] == "diverged"
     else:  # both ranks stop after the same step, checkpointed

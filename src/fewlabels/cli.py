@@ -371,7 +371,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         if args.debug:
             raise
-        print(f"fewlabels: error: {e}", file=sys.stderr)
+        from fewlabels.distributed import is_main
+
+        if is_main() or not e.on_every_rank:  # one sentence, not one per process
+            print(f"fewlabels: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # The reader of our output went away (`fewlabels plan --json | head`): nothing more to say.

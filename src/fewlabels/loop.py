@@ -36,6 +36,8 @@ from fewlabels.run import Progress, RunDir, StopSignals, number
 class TrainingDiverged(UserError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
 
+    on_every_rank = True  # the losses are agreed over ranks (distributed.agree): all see the NaN
+
 
 
 def run_threads(configured: int) -> int:

@@ -1,16 +1,18 @@
-"""Does a second process pay for PPO on this machine? CartPole and Hopper, the same config three
-ways, one after another (run it on an otherwise idle machine):
+"""Does a second process pay for PPO and Go self-play on this machine? CartPole, Hopper and 5x5
+AlphaZero, the same config three ways, one after another (run it on an otherwise idle machine):
 
     1 process  x 1 thread     FEWLABELS_MAX_THREADS=1
     1 process  x 2 threads    FEWLABELS_MAX_THREADS=2
     2 processes x 1 thread    torchrun --nproc_per_node=2, each rank half of env.num_envs
 
-Environment steps a second of training (evaluation not counted) and the training time to the
-first evaluation at or above the return target, in one table (benchmarks/results/torchrun_rl.json).
+Steps a second of training (environment steps; for Go, self-play games; evaluation not counted)
+and the training time to the first evaluation at or above the target (return; for Go, the win
+rate against the random player), in one table (benchmarks/results/torchrun_rl_<envs>.json).
 Hopper's shipped config steps one environment; here it steps two (n_steps 1024, so a rollout is
-still 2,048 steps) so that two processes can split them.
+still 2,048 steps) so that two processes can split them. Go's threads come from
+FEWLABELS_MAX_THREADS here (train.threads=0), as the others'.
 
-    python benchmarks/torchrun_rl.py                 # both, budgets below
+    python benchmarks/torchrun_rl.py                 # all three, budgets below
     python benchmarks/torchrun_rl.py --envs cartpole
 """
 
@@ -34,6 +36,8 @@ CASES = {
     "hopper": {"config": "rl/hopper_ppo", "target": 1000.0,
                "sets": ["env.num_envs=2", "agent.n_steps=1024", "train.steps=204800", "train.eval_every=20480",
                         "eval.episodes=5"]},
+    "go5": {"config": "go/go5_alphazero", "target": 0.95, "metric": "win_rate_random", "unit": "self-play games",
+            "sets": ["train.threads=0", "train.steps=1024", "train.eval_every=256"]},
 }
 SETUPS = (("1 x 1 thread", 1, 1), ("1 x 2 threads", 1, 2), ("2 processes x 1 thread", 2, 1))
 
@@ -51,10 +55,11 @@ def run(case: dict, processes: int, threads: int, out: Path) -> dict:
         raise SystemExit(f"{out.name} failed: {done.stderr.strip().splitlines()[-1:]}")
     summary = json.loads((out / "summary.json").read_text())
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    reached = next((r for r in rows if r.get("kind") == "eval" and r["mean_return"] >= case["target"]), None)
+    metric = case.get("metric", "mean_return")
+    reached = next((r for r in rows if r.get("kind") == "eval" and r[metric] >= case["target"]), None)
     return {"steps": summary["steps"], "training_seconds": summary["training_seconds"],
-            "env_steps_per_s": round(summary["steps"] / summary["training_seconds"], 1),
-            "final_return": summary["metrics"].get("mean_return"),
+            "steps_per_s": round(summary["steps"] / summary["training_seconds"], 2),
+            "final": summary["metrics"].get(metric),
             "target_reached_at_step": reached and reached["step"],
             "seconds_to_target": reached and round(reached["wall_seconds"] - reached.get("eval_seconds", 0.0), 1)}
 
@@ -77,14 +82,14 @@ def main() -> None:
 
                 shutil.rmtree(out)  # a timing: always trained afresh
             r = run(case, processes, threads, out)
-            base = base or r["env_steps_per_s"]
-            table.append({"env": name, "setup": label, "env steps/s": r["env_steps_per_s"],
-                          "vs 1 x 1": f"{r['env_steps_per_s'] / base:.2f}x",
+            base = base or r["steps_per_s"]
+            table.append({"env": name, "setup": label, "steps/s": r["steps_per_s"],
+                          "steps are": case.get("unit", "env steps"), "vs 1 x 1": f"{r['steps_per_s'] / base:.2f}x",
                           "s to target": r["seconds_to_target"], "at step": r["target_reached_at_step"],
-                          "final return": r["final_return"], "target": case["target"]})
+                          "final": r["final"], "target": f"{case.get('metric', 'mean_return')} >= {case['target']}"})
             print(table[-1], flush=True)
     print(markdown(table, list(table[0])))
-    (root.parent / "torchrun_rl.json").write_text(json.dumps(table, indent=2) + "\n")
+    (root.parent / f"torchrun_rl_{'_'.join(args.envs)}.json").write_text(json.dumps(table, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -215,7 +215,7 @@ class PGExperiment(DeepAgent):
         nominal = a.n_steps * self.num_envs if self.shared else n
         whole = a.algo != "ppo" or size >= nominal
         if a.normalize_advantage and (n > 1 or self.shared) and whole:  # one minibatch: normalise once
-            batch = {**batch, "advantages": self.normalise(batch["advantages"])}
+            batch = {**batch, "advantages": standardise(batch["advantages"])}
         sums, count = torch.zeros(4), 0
         for _ in range(epochs):
             # One minibatch is the whole rollout: a mean over it does not depend on the order.
@@ -229,7 +229,7 @@ class PGExperiment(DeepAgent):
                 mb = batch if idx is None else {k: v[idx] for k, v in batch.items()}
                 adv = mb["advantages"]
                 if a.normalize_advantage and idx is not None and (len(idx) > 1 or self.shared):
-                    adv = self.normalise(adv)
+                    adv = standardise(adv)  # over all ranks' part of the minibatch
                 self.opt.zero_grad(set_to_none=True)
                 losses = self.loss_and_grads(mb, adv, clip)
                 average_gradients(self._params)  # under torchrun: the mean over ranks, as one process of them all
@@ -240,10 +240,6 @@ class PGExperiment(DeepAgent):
                 count += 1
         pg, vf, ent, kl = (sums / count).tolist()
         return {"policy_loss": pg, "value_loss": vf, "entropy": ent, "approx_kl": kl}
-
-    def normalise(self, adv: Tensor) -> Tensor:
-        """(A - mean A) / (std A + 1e-8) over the minibatch, all ranks' halves of it under torchrun."""
-        return standardise(adv) if self.shared else (adv - adv.mean()) / (adv.std() + 1e-8)
 
     def loss_and_grads(self, mb: dict[str, Tensor], adv: Tensor, clip: float) -> tuple[Tensor, ...]:
         """L = L_π - c_H mean H + c_V L_V on a minibatch: set the gradients, return the detached

@@ -149,8 +149,7 @@ class AlphaZeroExperiment(GoAgent):
         value_loss = F.mse_loss(v, z)
         policy_loss = -(pi * torch.log_softmax(logits, -1)).sum(1).mean()
         self.opt.zero_grad(set_to_none=True)
-        loss = value_loss + policy_loss
-        (loss * weight if weight != 1.0 else loss).backward()
+        ((value_loss + policy_loss) * weight).backward()  # × 1.0 is exact: one process unchanged
         average_gradients(list(self.net.parameters()))
         self.opt.step()
         return value_loss.item(), policy_loss.item()

@@ -52,6 +52,10 @@ FAMILIES = {
         "alphazero": {"simulations": 4, "parallel_games": 4, "batch_size": 32},
         "train": {"steps": 40, "eval_every": 0, "log_every": 4, "checkpoint_every": 4},
         "eval": {"games": 2, "simulations": 0, "network_alone": False}}),
+    "ssl": ("fewlabels.ssl.trainer:SSLExperiment", 9, {
+        "family": "ssl", "method": "ssl_gan", "data": {"name": "digits", "labels_per_class": 3},
+        "model": {"name": "mlp", "d_hidden": [32], "g_hidden": [32], "z_dim": 8},
+        "train": {"steps": 40, "batch_size": 32, "log_every": 2, "eval_every": 0, "checkpoint_every": 4}}),
 }
 
 

@@ -358,6 +358,25 @@ def test_a_match_counts_its_distinct_games():
     assert run_match(random_player(1), random_player(2), 6, 5, 24.5, ("a", "b"), progress=False)["distinct_games"] == 6
 
 
+def test_sample_moves_makes_a_deterministic_match_play_different_games_reproducibly(tiny_run, capsys):
+    """`match --sample-moves K`: the run draws its first K moves of a game from its visit counts
+    (here the network's probabilities), so against a deterministic player the games differ, and
+    the same --seed plays the same games; without it there are two games, one per colour."""
+    from fewlabels.rl.go.load import load_player
+
+    def games(**kw):
+        agent = load_player(str(tiny_run), simulations=0, **kw)
+        return run_match(agent, first_legal_player(), 8, 5, 24.5, ("run", "first"), progress=False)
+
+    assert games()["distinct_games"] == 2
+    sampled = games(sample_moves=6, seed=3)
+    assert sampled["distinct_games"] >= 5, sampled
+    again = games(sample_moves=6, seed=3)
+    assert {**again, "seconds": 0} == {**sampled, "seconds": 0}
+    assert main(["match", str(tiny_run), "--opponent", "random", "--games", "2", "--sample-moves", "-1"]) == 2
+    assert "--sample-moves is -1" in capsys.readouterr().err
+
+
 @needs_gnugo
 def test_gnugo_gets_a_seed_per_game(monkeypatch):
     from fewlabels.rl.go.match import make_player

@@ -148,7 +148,8 @@ def _cmd_match(args) -> int:
         raise UserError(f"--max-moves is {args.max_moves}; give a positive number of moves (default: 4 N²)")
     if args.komi is not None and not math.isfinite(args.komi):
         raise UserError(f"--komi is {args.komi}; give a finite number, e.g. 7.5")
-    agent = load_player(args.run, simulations=args.playouts, device=args.device)
+    agent = load_player(args.run, simulations=args.playouts, device=args.device, sample_moves=args.sample_moves,
+                        seed=args.seed)
     size = agent.sizes[0] if args.size is None else args.size
     if size != agent.sizes[0]:
         raise UserError(f"run {args.run!r} was trained on {agent.sizes[0]}x{agent.sizes[0]} boards; --size {size} "
@@ -345,7 +346,12 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--out", help="folder for one SGF per game and match.json (default: none written)")
     m.add_argument("--max-moves", type=int,
                    help="adjudicate (score as it stands) after this many moves (default: 4 N²)")
-    m.add_argument("--seed", type=int, default=0, help="the random and MCTS opponents' seed (default: 0)")
+    m.add_argument("--sample-moves", type=int, default=0, metavar="K",
+                   help="while fewer than K moves of a game are played, the run draws its move in proportion to "
+                        "its search's visit counts instead of taking the best, so that games against a "
+                        "deterministic opponent differ (match.json counts distinct_games; default: 0)")
+    m.add_argument("--seed", type=int, default=0,
+                   help="the random and MCTS opponents' seed, and the stream of --sample-moves (default: 0)")
     m.add_argument("--device", **device)
     m.set_defaults(func=_cmd_match)
 

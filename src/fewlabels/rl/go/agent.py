@@ -53,23 +53,33 @@ class GoAgent:
                 f"blocks={n.blocks}{norm}")
 
     # ---- playing -----------------------------------------------------------------------------------
-    def policy(self, simulations: int):
+    def policy(self, simulations: int, sample_moves: int = 0, seed: int = 0):
         """(position) -> action: the most visited action of a noise-free search, or with 0
-        simulations the network alone (its most probable legal action)."""
+        simulations the network alone (its most probable legal action). While fewer than
+        `sample_moves` moves have been played in the game, the action is drawn instead, in
+        proportion to the visit counts (the network's probabilities), from a stream seeded by
+        `seed`: deterministic players then play different games (a match's games independent)."""
         evaluate = network_evaluator(self.net, self.history, self.device)
         search = Search(evaluate, simulations, self.cfg.eval.c_puct, history=self.history)
+        rng = np.random.default_rng(seed)
 
         def act(position: Position) -> int:
             if simulations == 0:
                 prior, _ = evaluate([position])
-                return int(np.argmax(np.where(position.legal_mask(), prior[0], -1.0)))
-            root = search.run([position])[0]
-            return int(np.argmax(np.where(root.legal, root.visits, -1.0)))
+                legal, weights = position.legal_mask(), prior[0]
+            else:
+                root = search.run([position])[0]
+                legal, weights = root.legal, root.visits
+            weights = np.where(legal, weights, 0.0).astype(np.float64)
+            if position.state.move_number() < sample_moves and weights.sum() > 0:
+                return int(rng.choice(weights.size, p=weights / weights.sum()))
+            return int(np.argmax(np.where(legal, weights, -1.0)))
         return act
 
-    def player(self, simulations: int, name: str = "fewlabels") -> PolicyPlayer:
+    def player(self, simulations: int, name: str = "fewlabels", sample_moves: int = 0, seed: int = 0) -> PolicyPlayer:
         self.net.eval()
-        player = PolicyPlayer(self.policy(simulations), name, history=self.history, sizes=(self.rules.size,))
+        player = PolicyPlayer(self.policy(simulations, sample_moves, seed), name, history=self.history,
+                              sizes=(self.rules.size,))
         player.trained_komi = self.rules.komi
         return player
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 from fewlabels.rl.go.players import PolicyPlayer
 
 
-def load_player(run_dir: str, simulations: int | None = None, device: str = "cpu") -> PolicyPlayer:
+def load_player(run_dir: str, simulations: int | None = None, device: str = "cpu", sample_moves: int = 0,
+                seed: int = 0) -> PolicyPlayer:
     """A trained Go run as a player (for `fewlabels gtp` and `fewlabels match`): its search with
-    `simulations` per move (default: its config's eval.simulations), 0 for the network alone."""
+    `simulations` per move (default: its config's eval.simulations), 0 for the network alone; its
+    moves drawn from the visit counts while fewer than `sample_moves` have been played (GoAgent.policy)."""
     from pathlib import Path
 
     from fewlabels.errors import UserError
@@ -20,4 +22,7 @@ def load_player(run_dir: str, simulations: int | None = None, device: str = "cpu
     sims = cfg.eval.simulations if simulations is None else simulations
     if sims < 0:
         raise UserError(f"--playouts is {sims}; give 0 (the network alone) or more")
-    return exp.player(sims, name=f"{Path(run_dir).name} ({sims} playouts)" if sims else Path(run_dir).name)
+    if sample_moves < 0:
+        raise UserError(f"--sample-moves is {sample_moves}; give 0 (always the best move) or more")
+    return exp.player(sims, name=f"{Path(run_dir).name} ({sims} playouts)" if sims else Path(run_dir).name,
+                      sample_moves=sample_moves, seed=seed)

@@ -359,8 +359,8 @@ def test_a_match_counts_its_distinct_games():
 
 
 def test_sample_moves_makes_a_deterministic_match_play_different_games_reproducibly(tiny_run, capsys):
-    """`match --sample-moves K`: the run draws its first K moves of a game from its visit counts
-    (here the network's probabilities), so against a deterministic player the games differ, and
+    """`match --sample-moves K`: while fewer than K moves of a game are played the run draws its
+    move from its visit counts (or the network's probabilities), so against a deterministic player the games differ, and
     the same --seed plays the same games; without it there are two games, one per colour."""
     from fewlabels.rl.go.load import load_player
 
@@ -375,6 +375,14 @@ def test_sample_moves_makes_a_deterministic_match_play_different_games_reproduci
     assert {**again, "seconds": 0} == {**sampled, "seconds": 0}
     assert main(["match", str(tiny_run), "--opponent", "random", "--games", "2", "--sample-moves", "-1"]) == 2
     assert "--sample-moves is -1" in capsys.readouterr().err
+    # with search too: before move K a drawn move (the openings vary with the seed, never a pass),
+    # from move K on the best move, as without sampling
+    best = load_player(str(tiny_run), simulations=8).policy
+    rules = Rules(5, 24.5)
+    late = play(rules, "C3", "B2", "D4")  # 3 moves played
+    drawn = [load_player(str(tiny_run), simulations=8, sample_moves=3, seed=s).policy for s in range(8)]
+    assert len({p(rules.new()) for p in drawn}) >= 3 and rules.pass_action not in {p(rules.new()) for p in drawn}
+    assert {p(late) for p in drawn} == {best(late)}
 
 
 @needs_gnugo

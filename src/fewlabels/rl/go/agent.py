@@ -56,12 +56,13 @@ class GoAgent:
     def policy(self, simulations: int, sample_moves: int = 0, seed: int = 0):
         """(position) -> action: the most visited action of a noise-free search, or with 0
         simulations the network alone (its most probable legal action). While fewer than
-        `sample_moves` moves have been played in the game, the action is drawn instead, in
-        proportion to the visit counts (the network's probabilities), from a stream seeded by
-        `seed`: deterministic players then play different games (a match's games independent)."""
+        `sample_moves` moves (both players', passes included) have been played in the game, the
+        action is drawn instead, in proportion to the visit counts (the network's probabilities),
+        never a pass, from a stream seeded by `seed`: deterministic players then play different
+        games (a match's games independent)."""
         evaluate = network_evaluator(self.net, self.history, self.device)
         search = Search(evaluate, simulations, self.cfg.eval.c_puct, history=self.history)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng([seed, 1])  # apart from the random and MCTS opponents' default_rng(seed)
 
         def act(position: Position) -> int:
             if simulations == 0:
@@ -70,9 +71,11 @@ class GoAgent:
             else:
                 root = search.run([position])[0]
                 legal, weights = root.legal, root.visits
-            weights = np.where(legal, weights, 0.0).astype(np.float64)
-            if position.state.move_number() < sample_moves and weights.sum() > 0:
-                return int(rng.choice(weights.size, p=weights / weights.sum()))
+            if position.state.move_number() < sample_moves:
+                draw = np.where(legal, weights, 0.0).astype(np.float64)
+                draw[-1] = 0.0 if draw[:-1].sum() > 0 else draw[-1]  # no pass in the opening
+                if draw.sum() > 0:
+                    return int(rng.choice(draw.size, p=draw / draw.sum()))
             return int(np.argmax(np.where(legal, weights, -1.0)))
         return act
 

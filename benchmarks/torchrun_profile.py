@@ -1,8 +1,8 @@
 """Where a PPO rank's time goes, one process against two (issue 16: why two processes do not pay
 on two cores). Each rank trains under cProfile with a CPU-time clock (so the split holds even when
 ranks share a core), and its time is cut into: stepping the environments, the network calls that
-choose actions, gradient steps (loss, backward, clip, Adam), the work across ranks (the
-collectives and their wrappers, waiting included), and the rest. CPU milliseconds per 1,000
+choose actions, gradient steps (loss, backward, clip, Adam), the work across ranks (CPU time in
+the collectives and their wrappers: a wait that blocks costs none), and the rest. CPU milliseconds per 1,000
 environment steps of all ranks, per rank and summed over ranks, beside the calls per 1,000 steps.
 Run it on an otherwise idle machine:
 

@@ -2,8 +2,8 @@
 on two cores). Each rank trains under cProfile with a CPU-time clock (so the split holds even when
 ranks share a core), and its time is cut into: stepping the environments, the network calls that
 choose actions, gradient steps (loss, backward, clip, Adam), the work across ranks (CPU time in
-the collectives and their wrappers: a wait that blocks costs none), and the rest. CPU milliseconds per 1,000
-environment steps of all ranks, per rank and summed over ranks, beside the calls per 1,000 steps.
+the collectives and their wrappers: a wait that blocks costs none), and the rest. CPU
+milliseconds per 1,000 environment steps of all ranks, per rank and summed over ranks, beside the calls per 1,000 steps.
 Run it on an otherwise idle machine:
 
     python benchmarks/torchrun_profile.py                 # CartPole, 40,960 steps
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from common import markdown  # noqa: E402
-from torchrun_rl import CASES  # noqa: E402
+from torchrun_rl import CASES, launcher, threads_env  # noqa: E402
 
 COLLECTIVES = {"all_reduce", "all_gather", "all_gather_into_tensor", "broadcast", "barrier"}
 
@@ -84,14 +84,11 @@ def main() -> None:
         for old in out.glob("prof.*"):
             old.unlink()
         shutil.rmtree(out / "run", ignore_errors=True)  # a timing: always trained afresh
-        launcher = [sys.executable] if processes == 1 else [sys.executable, "-m", "torch.distributed.run",
-                                                            "--standalone", f"--nproc_per_node={processes}"]
         train = ["train", case["config"], "--device", "cpu", "--out", str(out / "run"),
                  *sum((["--set", s] for s in case["sets"] if not s.startswith(("train.steps", "train.eval_every"))),
                       []), "--set", f"train.steps={args.steps}", "--set", "train.eval_every=0"]
-        env = dict(os.environ, FEWLABELS_MAX_THREADS="1", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT / "src"))
-        done = subprocess.run([*launcher, __file__, "--worker", str(out), *train], env=env, capture_output=True,
-                              text=True)
+        done = subprocess.run([*launcher(processes), __file__, "--worker", str(out), *train], env=threads_env(1),
+                              capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"{out.name} failed: {done.stderr.strip().splitlines()[-3:]}")
         summary = json.loads((out / "run" / "summary.json").read_text())

@@ -42,15 +42,22 @@ CASES = {
 SETUPS = (("1 x 1 thread", 1, 1), ("1 x 2 threads", 1, 2), ("2 processes x 1 thread", 2, 1))
 
 
+def launcher(processes: int) -> list[str]:
+    """Python alone, or torchrun on this machine with `processes` ranks."""
+    return [sys.executable] if processes == 1 else [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                                    f"--nproc_per_node={processes}"]
+
+
+def threads_env(threads: int) -> dict:
+    return dict(os.environ, FEWLABELS_MAX_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
+                PYTHONPATH=str(ROOT / "src"))
+
+
 def run(case: dict, processes: int, threads: int, out: Path) -> dict:
-    launcher = [sys.executable] if processes == 1 else [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                                        f"--nproc_per_node={processes}"]
-    cmd = [*launcher, "-m", "fewlabels", "train", case["config"], "--device", "cpu", "--out", str(out)]
+    cmd = [*launcher(processes), "-m", "fewlabels", "train", case["config"], "--device", "cpu", "--out", str(out)]
     for s in case["sets"]:
         cmd += ["--set", s]
-    env = dict(os.environ, FEWLABELS_MAX_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
-               PYTHONPATH=str(ROOT / "src"))
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    done = subprocess.run(cmd, env=threads_env(threads), capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{out.name} failed: {done.stderr.strip().splitlines()[-1:]}")
     summary = json.loads((out / "summary.json").read_text())

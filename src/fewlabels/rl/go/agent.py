@@ -71,9 +71,10 @@ class GoAgent:
             else:
                 root = search.run([position])[0]
                 legal, weights = root.legal, root.visits
-            if position.state.move_number() < sample_moves:
+            if sample_moves and position.state.move_number() < sample_moves:
                 draw = np.where(legal, weights, 0.0).astype(np.float64)
-                draw[-1] = 0.0 if draw[:-1].sum() > 0 else draw[-1]  # no pass in the opening
+                if draw[:-1].sum() > 0:
+                    draw[-1] = 0.0  # no pass in the opening
                 if draw.sum() > 0:
                     return int(rng.choice(draw.size, p=draw / draw.sum()))
             return int(np.argmax(np.where(legal, weights, -1.0)))

@@ -66,7 +66,7 @@ def _rank(rank, world, port, cfg_paths, out, averaging):
             x, pi, z = fixed_batch(exp, 16)
             for _ in range(3):  # three AdamW steps on this rank's rows, weighed by its share
                 exp.learn(x[a:b], pi[a:b], z[a:b], weight=world * (b - a) / 16)
-            obs, _, _, _ = exp.self_play(1)  # one game of this rank's own
+            obs, *_ = exp.self_play(1)  # one game of this rank's own
             saved["game"] = torch.from_numpy(obs)
         else:  # one PPO update (3 epochs, one minibatch) on this rank's moves
             mine = {k: v[a:b] for k, v in ppo_batch(exp, 16).items()}

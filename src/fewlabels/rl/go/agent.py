@@ -34,7 +34,9 @@ class GoAgent:
         g, n = cfg.game, cfg.net
         self.rules = Rules(g.size, default_komi(g.size) if g.komi is None else g.komi, g.max_moves)
         self.history = n.history
-        self.net = PolicyValueNet(2 * n.history + 1, g.size, n.channels, n.blocks, norm=n.norm).to(device)
+        self.ownership = cfg.algo == "alphazero" and cfg.alphazero.ownership_weight > 0
+        self.net = PolicyValueNet(2 * n.history + 1, g.size, n.channels, n.blocks, norm=n.norm,
+                                  ownership=self.ownership).to(device)
         # Under torchrun each rank plays its own games: its own stream (rank 0's is one process's).
         self.rng = np.random.default_rng(rank_seed(cfg.seed))
         self.games = 0  # every rank's
@@ -49,8 +51,9 @@ class GoAgent:
     def signature(self) -> str:
         n = self.cfg.net
         norm = "" if n.norm == "batch" else f" norm={n.norm}"
+        heads = " ownership" if self.ownership else ""
         return (f"go-{self.cfg.algo} size={self.rules.size} history={n.history} channels={n.channels} "
-                f"blocks={n.blocks}{norm}")
+                f"blocks={n.blocks}{norm}{heads}")
 
     # ---- playing -----------------------------------------------------------------------------------
     def policy(self, simulations: int, sample_moves: int = 0, seed: int = 0):

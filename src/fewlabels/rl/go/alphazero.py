@@ -12,6 +12,9 @@ One `train_step` is one iteration:
        l = (z - v)² - π · log p      (the paper's + c‖θ‖² is AdamW's decoupled weight decay here,
                                        on every weight, batch norm's included)
 
+   and, with `ownership_weight` w > 0 (KataGo's auxiliary target), + w · mean_points (o - ô)²,
+   o the final owner of every point (Tromp-Taylor, for the side to move), ô the ownership head's.
+
 `train.steps` counts self-play games. Resume is bitwise: an iteration is whole (games start and
 end inside it) and the replay buffer and every random stream are in the checkpoint.
 
@@ -34,42 +37,53 @@ from fewlabels.distributed import all_gather, average_gradients, per_rank, rank,
 from fewlabels.rl.go.agent import GoAgent
 from fewlabels.rl.go.env import planes
 from fewlabels.rl.go.mcts import Search, network_evaluator
+from fewlabels.rl.go.rules import ownership
 
 
 class ReplayBuffer:
-    """The last `capacity` positions: planes (0/1, stored as uint8), π, z."""
+    """The last `capacity` positions: planes (0/1, stored as uint8), π, z, and the final owner of
+    every point for the side to move (int8, N²; kept only with an ownership head)."""
 
-    def __init__(self, capacity: int, shape: tuple[int, ...], actions: int):
+    def __init__(self, capacity: int, shape: tuple[int, ...], actions: int, ownership: bool = False):
         self.obs = np.zeros((capacity, *shape), np.uint8)
         self.pi = np.zeros((capacity, actions), np.float32)
         self.z = np.zeros(capacity, np.float32)
+        self.own = np.zeros((capacity, actions - 1) if ownership else (0,), np.int8)
+        self.keys = ("obs", "pi", "z", "own") if ownership else ("obs", "pi", "z")
         self.size = self.next = 0
 
-    def add(self, obs: np.ndarray, pi: np.ndarray, z: np.ndarray) -> None:
+    def add(self, obs: np.ndarray, pi: np.ndarray, z: np.ndarray, own: np.ndarray | None = None) -> None:
         cap = len(self.z)
         for i in range(len(z)):
             self.obs[self.next], self.pi[self.next], self.z[self.next] = obs[i], pi[i], z[i]
+            if own is not None:
+                self.own[self.next] = own[i]
             self.next = (self.next + 1) % cap
             self.size = min(self.size + 1, cap)
 
     def state_dict(self) -> dict:
-        return {"obs": self.obs[: self.size], "pi": self.pi[: self.size], "z": self.z[: self.size],
-                "next": self.next}
+        return {**{k: getattr(self, k)[: self.size] for k in self.keys}, "next": self.next}
 
     def load_state_dict(self, state: dict) -> None:
         n = len(state["z"])
-        self.obs[:n], self.pi[:n], self.z[:n] = (np.asarray(state[k]) for k in ("obs", "pi", "z"))
+        for k in self.keys:
+            getattr(self, k)[:n] = np.asarray(state[k])
         self.size, self.next = n, int(state["next"])
 
 
-def symmetry(x: torch.Tensor, pi: torch.Tensor, k: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def symmetry(x: torch.Tensor, pi: torch.Tensor, k: int, size: int, own: torch.Tensor | None = None):
     """The k-th of the board's 8 symmetries (k // 2 quarter turns, then a mirror when k is odd),
-    applied to planes (B, C, N, N) and to the board part of π (B, N² + 1); pass stays."""
-    board = pi[:, :-1].reshape(-1, size, size)
-    x, board = torch.rot90(x, k // 2, (-2, -1)), torch.rot90(board, k // 2, (-2, -1))
-    if k % 2:
-        x, board = x.flip(-1), board.flip(-1)
-    return x, torch.cat([board.reshape(len(pi), -1), pi[:, -1:]], 1)
+    applied to planes (B, C, N, N), to the board part of π (B, N² + 1; pass stays) and to
+    ownership (B, N²) when given: (x, π) or (x, π, ownership)."""
+    def turn(t: torch.Tensor) -> torch.Tensor:
+        t = torch.rot90(t, k // 2, (-2, -1))
+        return t.flip(-1) if k % 2 else t
+
+    x, board = turn(x), turn(pi[:, :-1].reshape(-1, size, size))
+    pi = torch.cat([board.reshape(len(pi), -1), pi[:, -1:]], 1)
+    if own is None:
+        return x, pi
+    return x, pi, turn(own.reshape(-1, size, size)).reshape(len(own), -1)
 
 
 class AlphaZeroExperiment(GoAgent):
@@ -81,7 +95,8 @@ class AlphaZeroExperiment(GoAgent):
         self.games_per_call = per_rank(a.parallel_games, "alphazero.parallel_games")
         self.batch_size = per_rank(a.batch_size, "alphazero.batch_size")
         capacity = -(-a.buffer_positions // world_size())
-        self.buffer = ReplayBuffer(capacity, (2 * n.history + 1, g.size, g.size), self.rules.actions)
+        self.buffer = ReplayBuffer(capacity, (2 * n.history + 1, g.size, g.size), self.rules.actions,
+                                   self.ownership)
         self.steps_per_call = a.parallel_games  # every rank's games
         self.temperature_moves = a.temperature_moves if a.temperature_moves is not None else g.size * g.size // 2
         alpha = a.dirichlet_alpha or 10.0 / (g.size * g.size)
@@ -89,8 +104,9 @@ class AlphaZeroExperiment(GoAgent):
                              a.noise_fraction, n.history)
 
     # ---- self-play -------------------------------------------------------------------------------
-    def self_play(self, games: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-        """`games` games searched as one batch: (planes, π, z) of every position, and statistics."""
+    def self_play(self, games: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+        """`games` games searched as one batch: (planes, π, z, final ownership) of every position
+        (ownership (0, N²) without the head), and statistics."""
         self.net.eval()  # batch norm on its running statistics while searching
         positions = [self.rules.new() for _ in range(games)]
         records: list[list] = [[] for _ in range(games)]
@@ -109,20 +125,24 @@ class AlphaZeroExperiment(GoAgent):
                     action = int(np.argmax(root.visits))
                 records[i].append((planes(pos, self.history), pi.astype(np.float32), pos.to_play))
                 pos.play(action, self.history)
-        obs, pis, zs, lengths, black_wins = [], [], [], [], 0
+        obs, pis, zs, owns, lengths, black_wins = [], [], [], [], [], 0
         for pos, rec in zip(positions, records):
             winner = pos.winner()
             black_wins += winner == 1
             lengths.append(len(pos.history))
+            owner = ownership(pos.board()).ravel() if self.ownership else None
             for o, pi, colour in rec:
                 obs.append(o)
                 pis.append(pi)
                 zs.append(float(winner * colour))
+                if owner is not None:
+                    owns.append(owner * np.int8(colour))
         seconds = time.perf_counter() - t0
         stats = {"game_length": float(np.mean(lengths)), "black_wins": black_wins / games,
                  "search_positions_per_s": (self.search.evaluated - evaluated) / max(seconds, 1e-9),
                  "self_play_seconds": seconds}
-        return np.stack(obs).astype(np.uint8), np.stack(pis), np.array(zs, np.float32), stats
+        own = np.stack(owns) if owns else np.zeros((len(zs), 0), np.int8)
+        return np.stack(obs).astype(np.uint8), np.stack(pis), np.array(zs, np.float32), own, stats
 
     # ---- learning --------------------------------------------------------------------------------
     def update(self, weight: float = 1.0) -> tuple[float, float]:
@@ -132,41 +152,57 @@ class AlphaZeroExperiment(GoAgent):
         x = torch.from_numpy(self.buffer.obs[idx].astype(np.float32)).to(self.device)
         pi = torch.from_numpy(self.buffer.pi[idx]).to(self.device)
         z = torch.from_numpy(self.buffer.z[idx]).to(self.device)
+        own = torch.from_numpy(self.buffer.own[idx].astype(np.float32)).to(self.device) if self.ownership else None
         if a.symmetries:
             ks = self.rng.integers(0, 8, size=len(idx))
             for k in range(1, 8):
                 sel = torch.from_numpy(np.flatnonzero(ks == k)).to(self.device)
                 if len(sel):
-                    x[sel], pi[sel] = symmetry(x[sel], pi[sel], k, self.rules.size)
-        return self.learn(x, pi, z, weight)
+                    if own is None:
+                        x[sel], pi[sel] = symmetry(x[sel], pi[sel], k, self.rules.size)
+                    else:
+                        x[sel], pi[sel], own[sel] = symmetry(x[sel], pi[sel], k, self.rules.size, own[sel])
+        return self.learn(x, pi, z, weight, own)
 
-    def learn(self, x: torch.Tensor, pi: torch.Tensor, z: torch.Tensor, weight: float = 1.0) -> tuple[float, float]:
-        """A gradient step on (planes, π, z): l = (z - v)² - π · log p, averaged over the batch
-        (over all ranks' rows under torchrun: `weight` = this rank's rows × N / all rows, 1 when
-        every rank has as many). Returns (value loss, policy loss) of this rank's rows."""
+    def learn(self, x: torch.Tensor, pi: torch.Tensor, z: torch.Tensor, weight: float = 1.0,
+              own: torch.Tensor | None = None) -> tuple[float, float]:
+        """A gradient step on (planes, π, z): l = (z - v)² - π · log p [+ w · mean (o - ô)² with
+        the ownership head], averaged over the batch (over all ranks' rows under torchrun:
+        `weight` = this rank's rows × N / all rows, 1 when every rank has as many). Returns (value
+        loss, policy loss) of this rank's rows."""
         self.net.train()
-        logits, v = self.net(x)
+        logits, v, owner = self.net.heads(x, ownership=own is not None)
         value_loss = F.mse_loss(v, z)
         policy_loss = -(pi * torch.log_softmax(logits, -1)).sum(1).mean()
+        loss = value_loss + policy_loss
+        if owner is not None:
+            self.ownership_loss = F.mse_loss(owner, own)
+            loss = loss + self.cfg.alphazero.ownership_weight * self.ownership_loss
+            self.ownership_loss = self.ownership_loss.detach()
         self.opt.zero_grad(set_to_none=True)
-        ((value_loss + policy_loss) * weight).backward()  # × 1.0 is exact: one process unchanged
+        (loss * weight).backward()  # × 1.0 is exact: one process unchanged
         average_gradients(list(self.net.parameters()))
         self.opt.step()
         return value_loss.item(), policy_loss.item()
 
     def train_step(self, step: int) -> dict[str, float]:
         a = self.cfg.alphazero
-        obs, pi, z, stats = self.self_play(self.games_per_call)
-        self.buffer.add(obs, pi, z)
+        obs, pi, z, own, stats = self.self_play(self.games_per_call)
+        self.buffer.add(obs, pi, z, own if self.ownership else None)
         self.games += a.parallel_games
         # Every rank's new positions (all take the same number of steps) and minibatch rows (a
         # buffer smaller than its share of the batch gives fewer: its mean loss weighs less).
         counts = all_gather(torch.tensor([len(z), min(self.batch_size, self.buffer.size)]))
         updates = max(1, round(a.replay_ratio * sum(int(c[0]) for c in counts) / a.batch_size))
         weight = len(counts) * int(counts[rank()][1]) / sum(int(c[1]) for c in counts)
-        losses = [self.update(weight) for _ in range(updates)]
+        losses, owned = [], []
+        for _ in range(updates):
+            losses.append(self.update(weight))
+            if self.ownership:
+                owned.append(self.ownership_loss.item())
+        extra = {"ownership_loss": float(np.mean(owned))} if owned else {}
         return {"value_loss": float(np.mean([v for v, _ in losses])),
-                "policy_loss": float(np.mean([p for _, p in losses])), "updates": float(updates), **stats}
+                "policy_loss": float(np.mean([p for _, p in losses])), "updates": float(updates), **extra, **stats}
 
     def _deal(self, saved: dict) -> dict:
         """The saved buffer (rank 0's) as this rank's: as saved where it fits as it was (one process,
@@ -176,7 +212,7 @@ class AlphaZeroExperiment(GoAgent):
         if world == 1 and n <= cap and (n == cap or int(saved["next"]) == n % cap):
             return saved
         oldest_first = {k: np.roll(np.asarray(saved[k]), -int(saved["next"]), 0)[-cap * world:]
-                        for k in ("obs", "pi", "z")}
+                        for k in self.buffer.keys}
         mine = {k: v[rank()::world][-cap:] for k, v in oldest_first.items()}
         return {**mine, "next": len(mine["z"]) % cap}
 

@@ -40,6 +40,8 @@ class AlphaZeroConfig:
     lr: float = field(default=2e-3, metadata={"gt": 0})
     weight_decay: float = field(default=1e-4, metadata={"ge": 0})
     symmetries: bool = True  # train on a random one of the board's 8 symmetries
+    # > 0: an ownership head (net.py) learns every point's final owner, its loss weighed by this
+    ownership_weight: float = field(default=0.0, metadata={"ge": 0})
 
 
 @dataclass

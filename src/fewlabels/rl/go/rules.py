@@ -55,9 +55,9 @@ def vertex_to_action(vertex: str, size: int) -> int:
     return (int(v[1:]) - 1) * size + COLUMNS.index(v[0])
 
 
-def tromp_taylor(board: np.ndarray) -> tuple[int, int]:
-    """(Black's area, White's area): a player's stones plus the empty points that reach only that
-    player's stones (Tromp-Taylor, i.e. Chinese area scoring with every stone on the board alive)."""
+def ownership(board: np.ndarray) -> np.ndarray:
+    """(N, N) int8: who owns each point under Tromp-Taylor, 1 Black, -1 White, 0 neither: a
+    player's stones and the empty points that reach only that player's stones."""
     from scipy.ndimage import label
 
     regions, count = label(board == 0)  # 4-connected empty regions, numbered 1..count
@@ -72,10 +72,16 @@ def tromp_taylor(board: np.ndarray) -> tuple[int, int]:
         return out
 
     black, white = reached_by(BLACK), reached_by(WHITE)
-    sizes = np.bincount(regions.ravel(), minlength=count + 1)
-    sizes[0] = 0  # the stones' "region"
-    return (int((board == BLACK).sum() + sizes[black & ~white].sum()),
-            int((board == WHITE).sum() + sizes[white & ~black].sum()))
+    black[0] = white[0] = False  # the stones' "region"
+    owner = (black & ~white).astype(np.int8) - (white & ~black).astype(np.int8)
+    return np.where(board != 0, board, owner[regions]).astype(np.int8)
+
+
+def tromp_taylor(board: np.ndarray) -> tuple[int, int]:
+    """(Black's area, White's area): a player's stones plus the empty points that reach only that
+    player's stones (Tromp-Taylor, i.e. Chinese area scoring with every stone on the board alive)."""
+    owner = ownership(board)
+    return int((owner == BLACK).sum()), int((owner == WHITE).sum())
 
 
 @dataclass(frozen=True)

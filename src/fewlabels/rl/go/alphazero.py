@@ -52,11 +52,12 @@ class ReplayBuffer:
         self.keys = ("obs", "pi", "z", "own") if ownership else ("obs", "pi", "z")
         self.size = self.next = 0
 
-    def add(self, obs: np.ndarray, pi: np.ndarray, z: np.ndarray, own: np.ndarray | None = None) -> None:
-        cap = len(self.z)
+    def add(self, obs: np.ndarray, pi: np.ndarray, z: np.ndarray, own: np.ndarray) -> None:
+        """Positions as `self_play` returns them (its ownership is dropped unless kept)."""
+        cap, keep_own = len(self.z), "own" in self.keys
         for i in range(len(z)):
             self.obs[self.next], self.pi[self.next], self.z[self.next] = obs[i], pi[i], z[i]
-            if own is not None:
+            if keep_own:
                 self.own[self.next] = own[i]
             self.next = (self.next + 1) % cap
             self.size = min(self.size + 1, cap)
@@ -145,7 +146,7 @@ class AlphaZeroExperiment(GoAgent):
         return np.stack(obs).astype(np.uint8), np.stack(pis), np.array(zs, np.float32), own, stats
 
     # ---- learning --------------------------------------------------------------------------------
-    def update(self, weight: float = 1.0) -> tuple[float, float]:
+    def update(self, weight: float = 1.0) -> dict[str, float]:
         """One gradient step on a minibatch from the replay buffer (this rank's share of it)."""
         a = self.cfg.alphazero
         idx = self.rng.integers(0, self.buffer.size, size=min(self.batch_size, self.buffer.size))
@@ -165,44 +166,38 @@ class AlphaZeroExperiment(GoAgent):
         return self.learn(x, pi, z, weight, own)
 
     def learn(self, x: torch.Tensor, pi: torch.Tensor, z: torch.Tensor, weight: float = 1.0,
-              own: torch.Tensor | None = None) -> tuple[float, float]:
+              own: torch.Tensor | None = None) -> dict[str, float]:
         """A gradient step on (planes, π, z): l = (z - v)² - π · log p [+ w · mean (o - ô)² with
         the ownership head], averaged over the batch (over all ranks' rows under torchrun:
-        `weight` = this rank's rows × N / all rows, 1 when every rank has as many). Returns (value
-        loss, policy loss) of this rank's rows."""
+        `weight` = this rank's rows × N / all rows, 1 when every rank has as many). Returns the
+        value, policy [and ownership] losses of this rank's rows."""
         self.net.train()
         logits, v, owner = self.net.heads(x, ownership=own is not None)
-        value_loss = F.mse_loss(v, z)
-        policy_loss = -(pi * torch.log_softmax(logits, -1)).sum(1).mean()
-        loss = value_loss + policy_loss
+        parts = {"value_loss": F.mse_loss(v, z),
+                 "policy_loss": -(pi * torch.log_softmax(logits, -1)).sum(1).mean()}
+        loss = parts["value_loss"] + parts["policy_loss"]
         if owner is not None:
-            self.ownership_loss = F.mse_loss(owner, own)
-            loss = loss + self.cfg.alphazero.ownership_weight * self.ownership_loss
-            self.ownership_loss = self.ownership_loss.detach()
+            parts["ownership_loss"] = F.mse_loss(owner, own)
+            loss = loss + self.cfg.alphazero.ownership_weight * parts["ownership_loss"]
         self.opt.zero_grad(set_to_none=True)
         (loss * weight).backward()  # × 1.0 is exact: one process unchanged
         average_gradients(list(self.net.parameters()))
         self.opt.step()
-        return value_loss.item(), policy_loss.item()
+        return {k: t.item() for k, t in parts.items()}
 
     def train_step(self, step: int) -> dict[str, float]:
         a = self.cfg.alphazero
         obs, pi, z, own, stats = self.self_play(self.games_per_call)
-        self.buffer.add(obs, pi, z, own if self.ownership else None)
+        self.buffer.add(obs, pi, z, own)
         self.games += a.parallel_games
         # Every rank's new positions (all take the same number of steps) and minibatch rows (a
         # buffer smaller than its share of the batch gives fewer: its mean loss weighs less).
         counts = all_gather(torch.tensor([len(z), min(self.batch_size, self.buffer.size)]))
         updates = max(1, round(a.replay_ratio * sum(int(c[0]) for c in counts) / a.batch_size))
         weight = len(counts) * int(counts[rank()][1]) / sum(int(c[1]) for c in counts)
-        losses, owned = [], []
-        for _ in range(updates):
-            losses.append(self.update(weight))
-            if self.ownership:
-                owned.append(self.ownership_loss.item())
-        extra = {"ownership_loss": float(np.mean(owned))} if owned else {}
-        return {"value_loss": float(np.mean([v for v, _ in losses])),
-                "policy_loss": float(np.mean([p for _, p in losses])), "updates": float(updates), **extra, **stats}
+        losses = [self.update(weight) for _ in range(updates)]
+        means = {k: float(np.mean([one[k] for one in losses])) for k in losses[0]}
+        return {**means, "updates": float(updates), **stats}
 
     def _deal(self, saved: dict) -> dict:
         """The saved buffer (rank 0's) as this rank's: as saved where it fits as it was (one process,

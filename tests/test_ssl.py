@@ -193,6 +193,24 @@ def test_each_players_update_leaves_the_other_unchanged(tmp_path):
     assert not all(torch.equal(a, b) for a, b in zip(g_before, exp.G.parameters()))
 
 
+@pytest.mark.parametrize("stem_stride, sides", [(1, [28, 28, 14, 14, 14, 7, 7]), (2, [14, 14, 7, 7, 7, 4, 4])])
+def test_conv_stem_stride_runs_every_layer_after_the_first_on_a_quarter_of_the_positions(stem_stride, sides):
+    """model.stem_stride 2 (the cheaper conv D for 28 px images on a CPU): the first convolution
+    halves the side, so each later one sees a quarter of the positions of the default's; the
+    logits are unchanged in shape."""
+    from fewlabels.ssl import nets
+    from fewlabels.ssl.config import ModelConfig
+
+    D, _ = nets.build(ModelConfig(name="conv", channels=4, stem_stride=stem_stride), (1, 28, 28), 10,
+                      with_generator=False)
+    seen = []
+    for m in D.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_hook(lambda m, i, o: seen.append(o.shape[-1]))
+    assert D(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+    assert seen == sides
+
+
 @pytest.mark.parametrize("name", ["mlp", "conv"])
 def test_data_dependent_init_starts_every_unit_at_mean_0_std_1_on_its_batch(name):
     """After the init, each weight-normed layer's outputs (before the nonlinearity) have mean 0

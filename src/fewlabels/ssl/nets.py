@@ -56,9 +56,12 @@ class MLPClassifier(nn.Module):
 class ConvClassifier(nn.Module):
     """A small all-convolutional D (after the paper's CIFAR-10 network, narrower): weight-normed
     3x3 convolutions with leaky ReLU, two stride-2 stages with dropout between, global average
-    pooling, and a weight-normed dense layer to K logits."""
+    pooling, and a weight-normed dense layer to K logits. `stem_stride` 2 makes the first
+    convolution stride 2 as well, so every later layer sees a quarter of the positions (about 4x
+    cheaper; for 28 px images on a CPU)."""
 
-    def __init__(self, channels_in: int, classes: int, width: int, input_noise: float, dropout: float):
+    def __init__(self, channels_in: int, classes: int, width: int, input_noise: float, dropout: float,
+                 stem_stride: int = 1):
         super().__init__()
 
         def conv(a: int, b: int, stride: int = 1) -> list[nn.Module]:
@@ -67,7 +70,7 @@ class ConvClassifier(nn.Module):
         c = width
         self.body = nn.Sequential(
             GaussianNoise(input_noise),
-            *conv(channels_in, c), *conv(c, c), *conv(c, c, 2), nn.Dropout(dropout),
+            *conv(channels_in, c, stem_stride), *conv(c, c), *conv(c, c, 2), nn.Dropout(dropout),
             *conv(c, 2 * c), *conv(2 * c, 2 * c), *conv(2 * c, 2 * c, 2), nn.Dropout(dropout),
             *conv(2 * c, 2 * c), nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head = weight_norm(nn.Linear(2 * c, classes))
@@ -174,6 +177,6 @@ def build(model, shape: tuple[int, int, int], classes: int, with_generator: bool
         D = MLPClassifier(C * H * W, classes, list(model.d_hidden), model.input_noise, model.hidden_noise)
         G = MLPGenerator(model.z_dim, shape, list(model.g_hidden)) if with_generator else None
     else:
-        D = ConvClassifier(C, classes, model.channels, model.input_noise, model.dropout)
+        D = ConvClassifier(C, classes, model.channels, model.input_noise, model.dropout, model.stem_stride)
         G = ConvGenerator(model.z_dim, shape, model.channels) if with_generator else None
     return D, G

@@ -39,8 +39,9 @@ class SSLExperiment:
             raise UserError(f"data.name {cfg.data.name!r} has {self.classes} classes of labels; a classifier needs "
                             "labelled images of at least two classes")
         if cfg.model.name == "conv" and (self.shape[1] % 4 or self.shape[2] % 4):
-            raise UserError(f"model.name is 'conv' but the images are {self.shape[1]}x{self.shape[2]}; its two "
-                            "stride-2 stages need sides divisible by 4: use data.pad or model.name mlp")
+            raise UserError(f"model.name is 'conv' but the images are {self.shape[1]}x{self.shape[2]}; the conv pair "
+                            "(its generator doubles a quarter-size map twice) needs sides divisible by 4: use "
+                            "data.pad or model.name mlp")
         self.gan = cfg.method == "ssl_gan"
         self._on_device: dict[str, Tensor] = {}
         D, G = nets.build(cfg.model, self.shape, self.classes, with_generator=self.gan)

@@ -47,6 +47,14 @@ def test_more_labels_than_a_class_has_is_one_sentence(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+def test_a_conv_pair_on_images_whose_sides_are_not_multiples_of_4_is_one_sentence(tmp_path, capsys):
+    cfg = ssl_config(tmp_path, data={"pad": 1}, model={"name": "conv", "channels": 4})  # digits: 10x10
+    assert main(["train", str(cfg), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "images are 10x10" in err and "divisible by 4" in err
+    assert not (tmp_path / "r").exists()
+
+
 # ---- losses --------------------------------------------------------------------------------------
 def test_the_k_plus_1_losses_equal_their_probability_form_and_stay_finite():
     torch.manual_seed(0)

@@ -82,6 +82,26 @@ def test_feature_matching_compares_the_batch_means_only():
     assert losses.feature_matching_loss(f, f + 1).item() == pytest.approx(1.0)
 
 
+def test_conditional_entropy_is_log_k_when_unsure_zero_when_sure_and_enters_d_loss_only_when_weighed(tmp_path):
+    assert losses.conditional_entropy(torch.zeros(4, 10)).item() == pytest.approx(math.log(10))
+    assert losses.conditional_entropy(torch.tensor([[300.0, 0.0, 0.0]])).item() == pytest.approx(0.0, abs=1e-6)
+    finite = losses.conditional_entropy(torch.tensor([[-1e4, 1e4]]))
+    assert math.isfinite(finite.item())
+    # the term is logged (and weighed into D's loss) only where gan.entropy_weight > 0
+    from fewlabels.config import load
+    from fewlabels.ssl.trainer import SSLExperiment
+
+    logged = {}
+    for weight in (0.0, 1.0):
+        torch.manual_seed(0)  # the same networks and batches: the runs differ by the term alone
+        exp = SSLExperiment(load(ssl_config(tmp_path, f"e{weight}.yaml", gan={"entropy_weight": weight})),
+                            torch.device("cpu"))
+        logged[weight] = exp.train_step(0)
+    assert "entropy" not in logged[0.0]
+    assert 0 < logged[1.0]["entropy"].item() <= math.log(10)
+    assert logged[1.0]["loss_d"].item() > logged[0.0]["loss_d"].item()
+
+
 def test_fixmatch_keeps_only_confident_pseudo_labels():
     weak = torch.tensor([[10.0, 0.0], [0.1, 0.0]])  # confident class 0; unsure
     strong = torch.tensor([[0.0, 0.0], [0.0, 5.0]])

@@ -55,6 +55,9 @@ class GANConfig:
     # the weight of the unlabelled (real vs fake) part of D's loss: the paper's code weighs it 1
     # but halves both its terms (loss_unl = 0.5·...), so 0.5 here is the paper's setting
     unlabelled_weight: float = field(default=0.5, metadata={"ge": 0})
+    # the weight of the conditional entropy of D's class prediction on unlabelled images
+    # (entropy minimisation; Dai et al. 2017 add it to the SSL GAN); 0: the paper's D
+    entropy_weight: float = field(default=0.0, metadata={"ge": 0})
     # G's loss: feature matching on D's last hidden layer (the paper's best for classification)
     # or the non-saturating -log D(G(z))
     generator_loss: Literal["feature_matching", "nonsaturating"] = "feature_matching"

@@ -33,6 +33,18 @@ def unlabelled_loss(logits_real: Tensor, logits_fake: Tensor) -> Tensor:
     return F.softplus(-torch.logsumexp(logits_real, 1)).mean() + F.softplus(torch.logsumexp(logits_fake, 1)).mean()
 
 
+def conditional_entropy(logits: Tensor) -> Tensor:
+    """The entropy of the class prediction on unlabelled real images (entropy minimisation,
+    Grandvalet & Bengio 2005; the SSL GAN's added term in Dai et al. 2017, "Good Semi-supervised
+    Learning That Requires a Bad GAN"), over the K real classes:
+
+        H = -E_{x ~ data} Σ_k p(k | x) log p(k | x),    p(k | x) = softmax(l(x))_k
+
+    Minimising it pushes the decision boundaries away from the unlabelled images."""
+    log_p = torch.log_softmax(logits, 1)
+    return -(log_p.exp() * log_p).sum(1).mean()
+
+
 def feature_matching_loss(features_real: Tensor, features_fake: Tensor) -> Tensor:
     """G's loss by feature matching (the paper's §3.1 and its MNIST code):
 

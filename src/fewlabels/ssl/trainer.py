@@ -136,6 +136,10 @@ class SSLExperiment:
             loss_unl = losses.unlabelled_loss(logits_unl, logits_fake)
             loss = losses.supervised_loss(logits, y_lab) + cfg.gan.unlabelled_weight * loss_unl
             logged["loss_unlabelled"] = loss_unl.detach()
+            if cfg.gan.entropy_weight:
+                entropy = losses.conditional_entropy(logits_unl)
+                loss = loss + cfg.gan.entropy_weight * entropy
+                logged["entropy"] = entropy.detach()
         self.opt_D.zero_grad(set_to_none=True)
         loss.backward()
         average_gradients(self._d_params)  # under torchrun: the global batch's gradient

@@ -3,6 +3,7 @@ AlphaZero's parts, the GTP engine and client, the match runner (SGF, Wilson inte
 that fail), GNU Go playing complete games against `fewlabels gtp`, and resume after SIGTERM."""
 
 import json
+import re
 import sys
 import textwrap
 
@@ -415,6 +416,67 @@ def test_a_match_counts_its_distinct_games():
     assert run_match(random_player(1), random_player(2), 6, 5, 24.5, ("a", "b"), progress=False)["distinct_games"] == 6
 
 
+class Closing(PolicyPlayer):
+    closed = 0
+
+    def close(self):
+        Closing.closed += 1
+
+
+def test_a_parallel_match_plays_each_game_as_one_at_a_time_would_and_closes_what_it_spawned(tmp_path):
+    """Games played at once (the agent's moves from one batch_policy call over the waiting games)
+    are the games played one at a time: each on its own board, the agent Black in the even-numbered
+    ones, SGF files by game number; the opponents it spawned are closed when it ends."""
+    def agent():
+        player = first_legal_player()
+        calls = player.calls = []
+
+        def choose(positions, games):  # a different game for every game number, nothing random
+            calls.append(len(positions))
+            legal = [np.flatnonzero(p.legal_mask()) for p in positions]
+            return [int(a[(g * 7 + p.state.move_number()) % len(a)]) for p, g, a in zip(positions, games, legal)]
+        player.batch_policy = choose
+        return player
+
+    def record(folder, g):
+        return re.sub(rb"DT\[[^]]*\]", b"", (folder / f"game{g + 1:04d}.sgf").read_bytes())  # (not the date)
+
+    one = agent()
+    alone = run_match(one, Closing(first_legal_player().policy, "first"), 9, 5, 24.5, ("a", "b"),
+                      out=tmp_path / "one", progress=False)
+    Closing.closed = 0
+    many = agent()
+    together = run_match(many, Closing(first_legal_player().policy, "first"), 9, 5, 24.5, ("a", "b"),
+                         out=tmp_path / "many", progress=False, parallel=4,
+                         spawn=lambda k: Closing(first_legal_player().policy, "first"))
+    assert max(one.calls) == 1 and max(many.calls) == 4 and together["parallel"] == 4
+    assert Closing.closed == 3  # the three it spawned, not the caller's
+    assert together["distinct_games"] == 9
+    assert {**together, "seconds": 0, "parallel": 0} == {**alone, "seconds": 0, "parallel": 0}
+    for g in range(9):
+        assert record(tmp_path / "many", g) == record(tmp_path / "one", g)
+        assert (b"PB[a]" if g % 2 == 0 else b"PB[b]") in record(tmp_path / "many", g)
+
+
+def test_a_parallel_match_of_a_run_is_reproducible_and_says_where_a_bad_parallel_is(tiny_run, capsys):
+    from fewlabels.rl.go.load import load_player
+
+    def games(parallel):
+        agent = load_player(str(tiny_run), simulations=4, sample_moves=8, seed=5)
+        sizes = []
+        original = agent.batch_policy
+        agent.batch_policy = lambda positions, games: sizes.append(len(positions)) or original(positions, games)
+        result = run_match(agent, first_legal_player(), 8, 5, 24.5, ("run", "first"), progress=False,
+                           parallel=parallel, spawn=lambda k: first_legal_player())
+        return result, max(sizes)
+
+    (first, widest), (again, _) = games(4), games(4)
+    assert widest == 4 and first["distinct_games"] >= 3, first
+    assert {**again, "seconds": 0} == {**first, "seconds": 0}
+    assert main(["match", str(tiny_run), "--opponent", "random", "--games", "2", "--parallel", "0"]) == 2
+    assert "--parallel is 0" in capsys.readouterr().err
+
+
 def test_sample_moves_makes_a_deterministic_match_play_different_games_reproducibly(tiny_run, capsys):
     """`match --sample-moves K`: while fewer than K moves of a game are played the run draws its
     move from its visit counts (or the network's probabilities), so against a deterministic player the games differ, and
@@ -495,7 +557,7 @@ def test_an_opponent_that_does_not_start_or_dies_mid_game_stops_the_match_with_o
     """))
     out = tmp_path / "games"
     code = main(["match", str(tiny_run), "--opponent", f"{sys.executable} {script}", "--games", "40",
-                 "--playouts", "0", "--out", str(out)])
+                 "--playouts", "0", "--out", str(out), "--parallel", "2"])  # (an engine each: 20 games)
     err = capsys.readouterr().err
     assert code == 2 and "stopped (exit code 3)" in err and "finished games are kept" in err
     assert len(list(out.glob("*.sgf"))) >= 1

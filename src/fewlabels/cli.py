@@ -144,6 +144,8 @@ def _cmd_match(args) -> int:
 
     if args.games < 1:
         raise UserError(f"--games is {args.games}; give a positive number of games")
+    if args.parallel < 1:
+        raise UserError(f"--parallel is {args.parallel}; give a positive number of games to play at once")
     if args.max_moves is not None and args.max_moves < 1:
         raise UserError(f"--max-moves is {args.max_moves}; give a positive number of moves (default: 4 N²)")
     if args.komi is not None and not math.isfinite(args.komi):
@@ -166,7 +168,8 @@ def _cmd_match(args) -> int:
     opponent, name = make_player(args.opponent, seed=args.seed, device=args.device)
     try:
         result = run_match(agent, opponent, args.games, size, komi, (Path(args.run).name, name), out=out,
-                           max_moves=args.max_moves, progress=sys.stderr.isatty())
+                           max_moves=args.max_moves, progress=sys.stderr.isatty(), parallel=args.parallel,
+                           spawn=lambda k: make_player(args.opponent, seed=args.seed + k, device=args.device)[0])
     finally:
         opponent.close()
     print(json.dumps(result))
@@ -351,7 +354,12 @@ def parser() -> argparse.ArgumentParser:
                         "its search's visit counts instead of taking the best, so that games against a "
                         "deterministic opponent differ (match.json counts distinct_games; default: 0)")
     m.add_argument("--seed", type=int, default=0,
-                   help="the random and MCTS opponents' seed, and the stream of --sample-moves (default: 0)")
+                   help="the random and MCTS opponents' seed (+k for the one of the k-th game played at once), "
+                        "and the streams of --sample-moves (default: 0)")
+    m.add_argument("--parallel", type=int, default=16, metavar="P",
+                   help="games played at once, each with its own opponent (a GTP engine: a process each); the "
+                        "run's moves in all of them come from one batched search, several times faster on a "
+                        "CPU (default: 16)")
     m.add_argument("--device", **device)
     m.set_defaults(func=_cmd_match)
 

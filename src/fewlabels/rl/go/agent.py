@@ -56,37 +56,44 @@ class GoAgent:
                 f"blocks={n.blocks}{norm}{heads}")
 
     # ---- playing -----------------------------------------------------------------------------------
-    def policy(self, simulations: int, sample_moves: int = 0, seed: int = 0):
-        """(position) -> action: the most visited action of a noise-free search, or with 0
-        simulations the network alone (its most probable legal action). While fewer than
-        `sample_moves` moves (both players', passes included) have been played in the game, the
-        action is drawn instead, in proportion to the visit counts (the network's probabilities),
-        never a pass, from a stream seeded by `seed`: deterministic players then play different
-        games (a match's games independent)."""
+    def batch_policy(self, simulations: int, sample_moves: int = 0, seed: int = 0):
+        """(positions, games) -> actions, one per position: the most visited action of a noise-free
+        search, all the positions searched at once (each its own tree, the network called on every
+        tree's leaf in one batch, as in self-play), or with 0 simulations the network alone (its
+        most probable legal action). While fewer than `sample_moves` moves (both players', passes
+        included) have been played in a game, its action is drawn instead, in proportion to the
+        visit counts (the network's probabilities), never a pass, from a stream of its own seeded
+        by (`seed`, game, move number): deterministic players then play different games, and a
+        game's draws do not depend on which games were played before it or beside it."""
         evaluate = network_evaluator(self.net, self.history, self.device)
         search = Search(evaluate, simulations, self.cfg.eval.c_puct, history=self.history)
-        rng = np.random.default_rng([seed, 1])  # apart from the random and MCTS opponents' default_rng(seed)
 
-        def act(position: Position) -> int:
+        def choose(positions: list[Position], games: list[int]) -> list[int]:
             if simulations == 0:
-                prior, _ = evaluate([position])
-                legal, weights = position.legal_mask(), prior[0]
+                priors, _ = evaluate(positions)
+                rows = [(p.legal_mask(), prior) for p, prior in zip(positions, priors)]
             else:
-                root = search.run([position])[0]
-                legal, weights = root.legal, root.visits
-            if sample_moves and position.state.move_number() < sample_moves:
+                rows = [(root.legal, root.visits) for root in search.run(positions)]
+            actions = []
+            for position, game, (legal, weights) in zip(positions, games, rows):
+                move = position.state.move_number()
                 draw = np.where(legal, weights, 0.0).astype(np.float64)
-                if draw[:-1].sum() > 0:
-                    draw[-1] = 0.0  # no pass in the opening
-                if draw.sum() > 0:
-                    return int(rng.choice(draw.size, p=draw / draw.sum()))
-            return int(np.argmax(np.where(legal, weights, -1.0)))
-        return act
+                if sample_moves and move < sample_moves and draw.sum() > 0:
+                    if draw[:-1].sum() > 0:
+                        draw[-1] = 0.0  # no pass in the opening
+                    rng = np.random.default_rng([seed, 1, game, move])  # apart from the opponents' default_rng(seed)
+                    actions.append(int(rng.choice(draw.size, p=draw / draw.sum())))
+                else:
+                    actions.append(int(np.argmax(np.where(legal, weights, -1.0))))
+            return actions
+        return choose
 
     def player(self, simulations: int, name: str = "fewlabels", sample_moves: int = 0, seed: int = 0) -> PolicyPlayer:
         self.net.eval()
-        player = PolicyPlayer(self.policy(simulations, sample_moves, seed), name, history=self.history,
+        choose = self.batch_policy(simulations, sample_moves, seed)
+        player = PolicyPlayer(lambda position: choose([position], [0])[0], name, history=self.history,
                               sizes=(self.rules.size,))
+        player.batch_policy = choose
         player.trained_komi = self.rules.komi
         return player
 

@@ -11,6 +11,12 @@ by the mover. Scores: a GTP opponent's `final_score` when it has one (GNU Go wit
 --capture-all-dead removes dead stones before it passes; with two GTP engines, White's), else
 Tromp-Taylor; both are kept in the SGF comment, and `score_disagreements` counts games where they
 name different winners. The win rate counts draws as not won; its interval is Wilson's on wins.
+
+A trained run's player (it has a `batch_policy`) plays up to `parallel` games at once, each with
+its own opponent: its moves in every game waiting for one come from one batched search (each game
+its own tree, the network called on all of them together, as in self-play), which is several
+times the positions a second of one game at a time on a CPU. The games advance in lockstep, so the
+same seed and `parallel` play the same games.
 """
 
 from __future__ import annotations
@@ -69,6 +75,17 @@ class GameRecord:
 
 def play_game(black, white, size: int, komi: float, max_moves: int, names: tuple[str, str]) -> GameRecord:
     """One game; `black` and `white` have the player interface (players.py)."""
+    try:
+        next(_game(black, white, size, komi, max_moves, names))
+    except StopIteration as finished:
+        return finished.value
+    raise AssertionError("a game without a batched player does not wait for a move")
+
+
+def _game(black, white, size: int, komi: float, max_moves: int, names: tuple[str, str], batched=None):
+    """play_game as a generator: where the player to move is `batched`, the game yields the
+    position it is to move in and waits to be sent the action (the match runner chooses the moves
+    of several games at once); it returns the GameRecord."""
     for p in (black, white):
         p.new_game(size, komi)
     referee = PolicyPlayer(None, "referee")
@@ -80,7 +97,11 @@ def play_game(black, white, size: int, komi: float, max_moves: int, names: tuple
         if len(record.moves) >= max_moves:
             record.reason = "move cap"
             break
-        action = seat[colour].genmove(colour)
+        player = seat[colour]
+        if player is batched:
+            action = player.commit(colour, (yield player.to_move(colour)))
+        else:
+            action = player.genmove(colour)
         if action == RESIGN:
             record.winner, record.result, record.reason = -colour, f"{'W' if colour == BLACK else 'B'}+R", "resign"
             return record
@@ -160,32 +181,32 @@ def make_player(spec: str, seed: int = 0, simulations: int | None = None, device
 
 
 def run_match(agent, opponent, games: int, size: int, komi: float, names: tuple[str, str],
-              out: Path | None = None, max_moves: int | None = None, progress: bool = True) -> dict:
-    """`games` games of `agent` against `opponent`, the agent Black in even-numbered games."""
+              out: Path | None = None, max_moves: int | None = None, progress: bool = True,
+              parallel: int = 1, spawn=None) -> dict:
+    """`games` games of `agent` against `opponent`, the agent Black in even-numbered games. Where
+    the agent has a `batch_policy` and `parallel` > 1, up to `parallel` games are played at once,
+    game k's opponent made by `spawn(k)` for k ≥ 1 (closed here when the match ends); the
+    agent's moves in every waiting game come from one call of its batch_policy."""
+    import copy
+
     from tqdm import tqdm
 
     cap = 4 * size * size if max_moves is None else max_moves
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    wins = losses = draws = illegal = disagree = repetitions = 0
+    choose = getattr(agent, "batch_policy", None)
+    slots = max(1, min(parallel, games)) if choose is not None and spawn is not None else 1
+    wins = losses = draws = illegal = disagree = repetitions = finished = 0
     seen: set[tuple] = set()  # distinct move sequences: deterministic players repeat games
     by_colour = {"black": [0, 0], "white": [0, 0]}  # [wins, games]
     t0 = time.perf_counter()
-    bar = tqdm(range(games), desc="match", disable=not progress, leave=False)
-    for g in bar:
-        agent_black = g % 2 == 0
-        black, white = (agent, opponent) if agent_black else (opponent, agent)
-        pair = names if agent_black else names[::-1]
-        for p in (agent, opponent):  # a GTP engine that takes a seed (GNU Go does) gets one per game
-            if isinstance(p, GTPProcess) and "set_random_seed" in p.known:
-                p.send(f"set_random_seed {g + 1}")
-        try:
-            record = play_game(black, white, size, komi, cap, pair)
-        except OpponentFailed as e:
-            raise OpponentFailed(f"{e}; game {g + 1} of {games} stopped, the {g} finished games are kept"
-                                 + (f" in {out}" if out else "")) from None
-        me = BLACK if agent_black else WHITE
-        side = "black" if agent_black else "white"
+    bar = tqdm(total=games, desc="match", disable=not progress, leave=False)
+    seats = [(agent, opponent)]
+    running: dict[int, tuple] = {}  # slot -> (game, its generator, the position the agent is to move in)
+
+    def tally(g: int, record: GameRecord) -> None:
+        nonlocal wins, losses, draws, illegal, disagree, repetitions, finished
+        me, side = (BLACK, "black") if g % 2 == 0 else (WHITE, "white")
         by_colour[side][1] += 1
         if record.winner == me:
             wins += 1
@@ -201,14 +222,60 @@ def run_match(agent, opponent, games: int, size: int, komi: float, names: tuple[
             disagree += _sign(record.reported) != _sign(record.tromp_taylor)
         if out is not None:
             write_sgf(record, size, komi, out / f"game{g + 1:04d}.sgf")
+        finished += 1
+        bar.update(1)
         bar.set_postfix(wins=wins, losses=losses)
+
+    def advance(slot: int, g: int, game, action) -> None:
+        """Send `action` (None: start) to game g, until it waits for the agent again or ends."""
+        try:
+            position = game.send(action)
+        except StopIteration as end:
+            tally(g, end.value)
+            return
+        except OpponentFailed as e:
+            raise OpponentFailed(f"{e}; game {g + 1} of {games} stopped, the {finished} finished games are kept"
+                                 + (f" in {out}" if out else "")) from None
+        running[slot] = (g, game, position)
+
+    try:
+        for k in range(1, slots):
+            seats.append((copy.copy(agent), spawn(k)))  # the agent's copy: its own board, the same search
+        free, next_game = list(range(slots)), 0
+        while next_game < games or running:
+            while free and next_game < games:
+                slot, g = free.pop(0), next_game
+                next_game += 1
+                mine, theirs = seats[slot]
+                for p in seats[slot]:  # a GTP engine that takes a seed (GNU Go does) gets one per game
+                    if isinstance(p, GTPProcess) and "set_random_seed" in p.known:
+                        p.send(f"set_random_seed {g + 1}")
+                black, white = (mine, theirs) if g % 2 == 0 else (theirs, mine)
+                pair = names if g % 2 == 0 else names[::-1]
+                advance(slot, g, _game(black, white, size, komi, cap, pair, batched=mine if choose else None), None)
+                if slot not in running:
+                    free.insert(0, slot)
+            if running:
+                waiting = sorted(running)
+                actions = choose([running[s][2] for s in waiting], [running[s][0] for s in waiting])
+                for slot, action in zip(waiting, actions):
+                    g, game, _ = running.pop(slot)
+                    advance(slot, g, game, action)
+                    if slot not in running:
+                        free.append(slot)
+    finally:
+        bar.close()
+        for game in running.values():
+            game[1].close()
+        for _, theirs in seats[1:]:
+            theirs.close()
     lo, hi = wilson(wins, games)
     result = {"games": games, "wins": wins, "losses": losses, "draws": draws, "win_rate": wins / games,
               "ci95": [round(lo, 4), round(hi, 4)], "agent": names[0], "opponent": names[1], "size": size,
               "komi": komi, "win_rate_as_black": _rate(*by_colour["black"]),
               "win_rate_as_white": _rate(*by_colour["white"]), "illegal_moves": illegal,
               "score_disagreements": disagree, "repetitions": repetitions, "distinct_games": len(seen),
-              "seconds": round(time.perf_counter() - t0, 1)}
+              "seconds": round(time.perf_counter() - t0, 1), "parallel": slots}
     if out is not None:
         (out / "match.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

@@ -44,6 +44,9 @@ class PolicyPlayer:
         self.position: Position | None = None
         self.moves: list[tuple[int, int]] = []  # (colour, action) since clear_board, for undo
         self.repetitions = 0  # whole-board repetitions played on since clear_board
+        # (positions, games) -> actions, one batched search for several games' moves (a trained
+        # run's player: GoAgent.batch_policy); the match runner uses it to play games at once
+        self.batch_policy: Callable[[list[Position], list[int]], list[int]] | None = None
 
     # -- GTP's board verbs -------------------------------------------------------------------
     def new_game(self, size: int, komi: float) -> None:
@@ -75,12 +78,19 @@ class PolicyPlayer:
         self.moves.append((colour, action))
 
     def genmove(self, colour: int) -> int:
+        return self.commit(colour, self.policy(self.to_move(colour)))
+
+    def to_move(self, colour: int) -> Position:
+        """The position in which `colour` is to choose a move (set up afresh if the other colour was
+        to move, or the game was over: GTP lets a controller ask either colour)."""
         if self.position.to_play != colour or self.position.over:
             self._setup(self.position.board(), colour)
-        action = self.policy(self.position)
-        if action == RESIGN:
-            return RESIGN
-        self.play(colour, action)
+        return self.position
+
+    def commit(self, colour: int, action: int) -> int:
+        """Play the move chosen for `to_move(colour)` (a resignation is returned, not played)."""
+        if action != RESIGN:
+            self.play(colour, action)
         return action
 
     def undo(self) -> None:

@@ -102,6 +102,14 @@ def test_conditional_entropy_is_log_k_when_unsure_zero_when_sure_and_enters_d_lo
     assert logged[1.0]["loss_d"].item() > logged[0.0]["loss_d"].item()
 
 
+def test_optim_eps_reaches_both_optimisers(tmp_path):
+    from fewlabels.config import load
+    from fewlabels.ssl.trainer import SSLExperiment
+
+    exp = SSLExperiment(load(ssl_config(tmp_path, optim={"eps": 1e-4})), torch.device("cpu"))
+    assert [o.param_groups[0]["eps"] for o in (exp.opt_D, exp.opt_G)] == [1e-4, 1e-4]
+
+
 def test_fixmatch_keeps_only_confident_pseudo_labels():
     weak = torch.tensor([[10.0, 0.0], [0.1, 0.0]])  # confident class 0; unsure
     strong = torch.tensor([[0.0, 0.0], [0.0, 5.0]])

@@ -88,6 +88,9 @@ class OptimConfig:
     lr: float = field(default=3e-3, metadata={"gt": 0})  # the paper's MNIST code: Adam 0.003, β1 0.5
     lr_g: float | None = field(default=None, metadata={"gt": 0})  # null: lr
     betas: tuple[float, float] = (0.5, 0.999)
+    # Adam's ε (torch: g / (sqrt(v) + ε)); the paper's code divides by sqrt(v + 1e-8), which for
+    # small second moments acts like ε ≈ 1e-4
+    eps: float = field(default=1e-8, metadata={"gt": 0})
     # linear decay to lr * final_lr_fraction over the run (1: constant)
     final_lr_fraction: float = field(default=1.0, metadata={"ge": 0, "le": 1})
 

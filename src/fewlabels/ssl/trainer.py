@@ -55,8 +55,9 @@ class SSLExperiment:
         self._d_params = [p for p in self.D.parameters() if p.requires_grad]
         self.D_ema = copy.deepcopy(self.D).requires_grad_(False) if cfg.train.ema > 0 else None
         o = cfg.optim
-        self.opt_D = torch.optim.Adam(self._d_params, lr=o.lr, betas=o.betas)
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=o.lr_g or o.lr, betas=o.betas) if self.gan else None
+        self.opt_D = torch.optim.Adam(self._d_params, lr=o.lr, betas=o.betas, eps=o.eps)
+        self.opt_G = (torch.optim.Adam(self.G.parameters(), lr=o.lr_g or o.lr, betas=o.betas, eps=o.eps)
+                      if self.gan else None)
         self._g_params = list(self.G.parameters()) if self.gan else []
         # The labelled split, drawn by data.split_seed (a trained run opened to predict has its
         # data only lazily: its split comes from the checkpoint).

@@ -453,9 +453,33 @@ def test_a_parallel_match_plays_each_game_as_one_at_a_time_would_and_closes_what
     assert Closing.closed == 3  # the three it spawned, not the caller's
     assert together["distinct_games"] == 9
     assert {**together, "seconds": 0, "parallel": 0} == {**alone, "seconds": 0, "parallel": 0}
+    won = 0
     for g in range(9):
         assert record(tmp_path / "many", g) == record(tmp_path / "one", g)
         assert (b"PB[a]" if g % 2 == 0 else b"PB[b]") in record(tmp_path / "many", g)
+        won += (b"RE[B+" if g % 2 == 0 else b"RE[W+") in record(tmp_path / "many", g)  # the agent's colour won
+    assert together["wins"] == won and 0 < won < 9, won
+
+
+def test_training_evaluates_against_mcts_with_its_games_at_once(tmp_path):
+    """The evaluation's match path (an in-process opponent copied per game slot) gives a win rate."""
+    from fewlabels import config as configlib
+    from fewlabels.rl.go.evaluation import evaluate_agent
+
+    cfg = go_config(tmp_path, eval={"games": 4, "simulations": 2, "network_alone": False, "opponents": ["mcts:2"]})
+    exp = AlphaZeroExperiment(configlib.load(cfg), torch.device("cpu"))
+    sizes = []
+    player = exp.player
+    exp.player = lambda sims: _recording(player(sims), sizes)
+    rates = evaluate_agent(exp, exp.cfg.eval)
+    assert 0.0 <= rates["win_rate_mcts2"] <= 1.0 and rates["eval_games"] == 4.0
+    assert max(sizes) == 4  # the four games' moves searched together
+
+
+def _recording(player, sizes):
+    choose = player.batch_policy
+    player.batch_policy = lambda positions, games: sizes.append(len(positions)) or choose(positions, games)
+    return player
 
 
 def test_a_parallel_match_of_a_run_is_reproducible_and_says_where_a_bad_parallel_is(tiny_run, capsys):

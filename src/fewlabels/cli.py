@@ -140,7 +140,7 @@ def _cmd_gtp(args) -> int:
 
 def _cmd_match(args) -> int:
     from fewlabels.rl.go.load import load_player
-    from fewlabels.rl.go.match import make_player, run_match
+    from fewlabels.rl.go.match import make_player, run_match, spawner
 
     if args.games < 1:
         raise UserError(f"--games is {args.games}; give a positive number of games")
@@ -169,7 +169,7 @@ def _cmd_match(args) -> int:
     try:
         result = run_match(agent, opponent, args.games, size, komi, (Path(args.run).name, name), out=out,
                            max_moves=args.max_moves, progress=sys.stderr.isatty(), parallel=args.parallel,
-                           spawn=lambda k: make_player(args.opponent, seed=args.seed + k, device=args.device)[0])
+                           spawn=spawner(opponent, args.opponent, args.device))
     finally:
         opponent.close()
     print(json.dumps(result))
@@ -354,8 +354,7 @@ def parser() -> argparse.ArgumentParser:
                         "its search's visit counts instead of taking the best, so that games against a "
                         "deterministic opponent differ (match.json counts distinct_games; default: 0)")
     m.add_argument("--seed", type=int, default=0,
-                   help="the random and MCTS opponents' seed (+k for the one of the k-th game played at once), "
-                        "and the streams of --sample-moves (default: 0)")
+                   help="the random and MCTS opponents' seed, and the streams of --sample-moves (default: 0)")
     m.add_argument("--parallel", type=int, default=16, metavar="P",
                    help="games played at once, each with its own opponent (a GTP engine: a process each); the "
                         "run's moves in all of them come from one batched search, several times faster on a "

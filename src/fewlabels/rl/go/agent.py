@@ -64,7 +64,8 @@ class GoAgent:
         included) have been played in a game, its action is drawn instead, in proportion to the
         visit counts (the network's probabilities), never a pass, from a stream of its own seeded
         by (`seed`, game, move number): deterministic players then play different games, and a
-        game's draws do not depend on which games were played before it or beside it."""
+        game's draws do not depend on which games were played before it or beside it (the
+        network's outputs may differ in their last bits with the batch they are computed in)."""
         evaluate = network_evaluator(self.net, self.history, self.device)
         search = Search(evaluate, simulations, self.cfg.eval.c_puct, history=self.history)
 
@@ -76,15 +77,16 @@ class GoAgent:
                 rows = [(root.legal, root.visits) for root in search.run(positions)]
             actions = []
             for position, game, (legal, weights) in zip(positions, games, rows):
-                move = position.state.move_number()
-                draw = np.where(legal, weights, 0.0).astype(np.float64)
-                if sample_moves and move < sample_moves and draw.sum() > 0:
+                move = position.state.move_number() if sample_moves else 0
+                if sample_moves and move < sample_moves:
+                    draw = np.where(legal, weights, 0.0).astype(np.float64)
                     if draw[:-1].sum() > 0:
                         draw[-1] = 0.0  # no pass in the opening
-                    rng = np.random.default_rng([seed, 1, game, move])  # apart from the opponents' default_rng(seed)
-                    actions.append(int(rng.choice(draw.size, p=draw / draw.sum())))
-                else:
-                    actions.append(int(np.argmax(np.where(legal, weights, -1.0))))
+                    if draw.sum() > 0:
+                        rng = np.random.default_rng([seed, 1, game, move])  # apart from the opponents' streams
+                        actions.append(int(rng.choice(draw.size, p=draw / draw.sum())))
+                        continue
+                actions.append(int(np.argmax(np.where(legal, weights, -1.0))))
             return actions
         return choose
 

@@ -4,7 +4,7 @@ Against the random player every game is played at once, and the agent's searches
 batch (mcts.py), as in self-play: about 5x the positions a second of one game at a time
 (benchmarks/go_search.py). Those games keep OpenSpiel's rules (a repetition is a draw; its cap of
 2 N² moves). Every other opponent (GNU Go, OpenSpiel's MCTSBot, another run) plays through the
-match runner under the referee's rules (match.py), all the games at once (an opponent each), the
+match runner under the referee's rules (match.py), up to 16 games at once (an opponent each), the
 agent's moves again from one batched search."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from fewlabels.rl.go.match import gnugo_path, make_player, run_match
+from fewlabels.rl.go.match import PARALLEL, gnugo_path, make_player, run_match, spawner
 from fewlabels.rl.go.mcts import Search, network_evaluator
 from fewlabels.rl.go.rules import BLACK, WHITE
 
@@ -68,8 +68,8 @@ def evaluate_agent(exp, cfg) -> dict[str, float]:
             opponent, name = make_player(spec, seed=cfg.seed)
             try:
                 result = run_match(exp.player(sims), opponent, cfg.games, exp.rules.size, exp.rules.komi,
-                                   ("fewlabels", name), progress=False, parallel=cfg.games,
-                                   spawn=lambda k, spec=spec: make_player(spec, seed=cfg.seed + k)[0])
+                                   ("fewlabels", name), progress=False, parallel=PARALLEL,
+                                   spawn=spawner(opponent, spec))
             finally:
                 opponent.close()
             out[metric_name(spec) + suffix] = result["win_rate"]

@@ -10,7 +10,7 @@ def load_player(run_dir: str, simulations: int | None = None, device: str = "cpu
                 seed: int = 0) -> PolicyPlayer:
     """A trained Go run as a player (for `fewlabels gtp` and `fewlabels match`): its search with
     `simulations` per move (default: its config's eval.simulations), 0 for the network alone; its
-    moves drawn from the visit counts while fewer than `sample_moves` have been played (GoAgent.policy)."""
+    moves drawn from the visit counts while fewer than `sample_moves` have been played (GoAgent.batch_policy)."""
     from pathlib import Path
 
     from fewlabels.errors import UserError

@@ -16,7 +16,8 @@ A trained run's player (it has a `batch_policy`) plays up to `parallel` games at
 its own opponent: its moves in every game waiting for one come from one batched search (each game
 its own tree, the network called on all of them together, as in self-play), which is several
 times the positions a second of one game at a time on a CPU. The games advance in lockstep, so the
-same seed and `parallel` play the same games.
+same seed and `parallel` play the same games (another `parallel` batches the network's calls
+differently, which may change the last bits of its outputs, and so a near-tie in the search).
 """
 
 from __future__ import annotations
@@ -180,6 +181,21 @@ def make_player(spec: str, seed: int = 0, simulations: int | None = None, device
     return GTPProcess(spec), spec.split()[0].rsplit("/", 1)[-1]
 
 
+PARALLEL = 16  # games played at once by default (`match --parallel`, training's evaluations)
+
+
+def spawner(opponent, spec: str, device: str = "cpu"):
+    """spawn(k) for run_match: the opponent of the k-th game slot. A GTP engine is a process each
+    (started from `spec`); an in-process player (random, MCTSBot, another run) is a copy with its
+    own board and the same policy (no second network loaded; its random stream serves the games
+    in the match's lockstep order, so the match stays reproducible)."""
+    import copy
+
+    def spawn(k: int):
+        return copy.copy(opponent) if isinstance(opponent, PolicyPlayer) else make_player(spec, device=device)[0]
+    return spawn
+
+
 def run_match(agent, opponent, games: int, size: int, komi: float, names: tuple[str, str],
               out: Path | None = None, max_moves: int | None = None, progress: bool = True,
               parallel: int = 1, spawn=None) -> dict:
@@ -234,8 +250,9 @@ def run_match(agent, opponent, games: int, size: int, komi: float, names: tuple[
             tally(g, end.value)
             return
         except OpponentFailed as e:
-            raise OpponentFailed(f"{e}; game {g + 1} of {games} stopped, the {finished} finished games are kept"
-                                 + (f" in {out}" if out else "")) from None
+            beside = f" (and the {len(running)} played beside it)" if running else ""
+            raise OpponentFailed(f"{e}; game {g + 1} of {games} stopped{beside}, the {finished} finished games are "
+                                 "kept" + (f" in {out}" if out else "")) from None
         running[slot] = (g, game, position)
 
     try:

@@ -59,7 +59,8 @@ def main() -> int:
         rows.append({"games at once": parallel, "seconds": result["seconds"],
                      "seconds a game": round(result["seconds"] / result["games"], 2),
                      "wins": f"{result['wins']} / {result['games']}", "distinct games": result["distinct_games"],
-                     "command": " ".join(command[3:])})
+                     # (no interpreter or machine path: portable)
+                     "command": " ".join(["fewlabels", "match", Path(args.run).name, *command[8:]])})
     base = rows[0]["seconds"]
     for r in rows:
         r["speed-up"] = round(base / r["seconds"], 2)
@@ -67,7 +68,7 @@ def main() -> int:
     name = "go_match_parallel" + (f"_{args.tag}" if args.tag else "") + ".json"
     path = ROOT / "benchmarks" / "results" / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"run": args.run, "opponent": args.opponent, "playouts": args.playouts,
+    path.write_text(json.dumps({"run": Path(args.run).name, "opponent": args.opponent, "playouts": args.playouts,
                                 "games": args.games, "rows": rows}, indent=2) + "\n")
     print(f"written: {path}")
     return 0

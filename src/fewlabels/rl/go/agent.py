@@ -77,8 +77,7 @@ class GoAgent:
                 rows = [(root.legal, root.visits) for root in search.run(positions)]
             actions = []
             for position, game, (legal, weights) in zip(positions, games, rows):
-                move = position.state.move_number() if sample_moves else 0
-                if sample_moves and move < sample_moves:
+                if sample_moves and (move := position.state.move_number()) < sample_moves:
                     draw = np.where(legal, weights, 0.0).astype(np.float64)
                     if draw[:-1].sum() > 0:
                         draw[-1] = 0.0  # no pass in the opening

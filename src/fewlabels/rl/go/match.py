@@ -22,6 +22,7 @@ differently, which may change the last bits of its outputs, and so a near-tie in
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -189,8 +190,6 @@ def spawner(opponent, spec: str, device: str = "cpu"):
     (started from `spec`); an in-process player (random, MCTSBot, another run) is a copy with its
     own board and the same policy (no second network loaded; its random stream serves the games
     in the match's lockstep order, so the match stays reproducible)."""
-    import copy
-
     def spawn(k: int):
         return copy.copy(opponent) if isinstance(opponent, PolicyPlayer) else make_player(spec, device=device)[0]
     return spawn
@@ -203,8 +202,6 @@ def run_match(agent, opponent, games: int, size: int, komi: float, names: tuple[
     the agent has a `batch_policy` and `parallel` > 1, up to `parallel` games are played at once,
     game k's opponent made by `spawn(k)` for k ≥ 1 (closed here when the match ends); the
     agent's moves in every waiting game come from one call of its batch_policy."""
-    import copy
-
     from tqdm import tqdm
 
     cap = 4 * size * size if max_moves is None else max_moves
@@ -212,7 +209,7 @@ def run_match(agent, opponent, games: int, size: int, komi: float, names: tuple[
         out.mkdir(parents=True, exist_ok=True)
     choose = getattr(agent, "batch_policy", None)
     slots = max(1, min(parallel, games)) if choose is not None and spawn is not None else 1
-    wins = losses = draws = illegal = disagree = repetitions = finished = 0
+    wins = losses = draws = illegal = disagree = repetitions = 0
     seen: set[tuple] = set()  # distinct move sequences: deterministic players repeat games
     by_colour = {"black": [0, 0], "white": [0, 0]}  # [wins, games]
     t0 = time.perf_counter()
@@ -221,7 +218,7 @@ def run_match(agent, opponent, games: int, size: int, komi: float, names: tuple[
     running: dict[int, tuple] = {}  # slot -> (game, its generator, the position the agent is to move in)
 
     def tally(g: int, record: GameRecord) -> None:
-        nonlocal wins, losses, draws, illegal, disagree, repetitions, finished
+        nonlocal wins, losses, draws, illegal, disagree, repetitions
         me, side = (BLACK, "black") if g % 2 == 0 else (WHITE, "white")
         by_colour[side][1] += 1
         if record.winner == me:
@@ -238,7 +235,6 @@ def run_match(agent, opponent, games: int, size: int, komi: float, names: tuple[
             disagree += _sign(record.reported) != _sign(record.tromp_taylor)
         if out is not None:
             write_sgf(record, size, komi, out / f"game{g + 1:04d}.sgf")
-        finished += 1
         bar.update(1)
         bar.set_postfix(wins=wins, losses=losses)
 
@@ -251,6 +247,7 @@ def run_match(agent, opponent, games: int, size: int, komi: float, names: tuple[
             return
         except OpponentFailed as e:
             beside = f" (and the {len(running)} played beside it)" if running else ""
+            finished = by_colour["black"][1] + by_colour["white"][1]
             raise OpponentFailed(f"{e}; game {g + 1} of {games} stopped{beside}, the {finished} finished games are "
                                  "kept" + (f" in {out}" if out else "")) from None
         running[slot] = (g, game, position)

@@ -23,8 +23,8 @@ from fewlabels.rl.go.env import planes
 from fewlabels.rl.go.evaluation import against_random
 from fewlabels.rl.go.gtp import GTPEngine, GTPProcess
 from fewlabels.rl.go.match import gnugo_path, play_game, run_match, wilson
-from fewlabels.rl.go.mcts import Node, Search
-from fewlabels.rl.go.net import masked_log_softmax
+from fewlabels.rl.go.mcts import Node, Search, network_evaluator
+from fewlabels.rl.go.net import PolicyValueNet, masked_log_softmax
 from fewlabels.rl.go.players import PolicyPlayer, random_player
 from fewlabels.rl.go.ppo import SelfPlayPPO
 from fewlabels.rl.go.rules import BLACK, WHITE, Rules, action_to_vertex, ownership, tromp_taylor, vertex_to_action
@@ -234,6 +234,36 @@ def test_batched_and_one_by_one_search_give_the_same_visits():
     a = Search(evaluate, 24, batched=True).run(positions)
     b = Search(evaluate, 24, batched=False).run(positions)
     assert all(np.array_equal(x.visits, y.visits) for x, y in zip(a, b))
+
+
+def test_score_utility_finds_the_move_that_keeps_most_points_where_the_value_tells_no_move_apart():
+    """Every position is worth 0 to the value head, so the search alone follows the uniform prior.
+    The margins say that Black's first move a keeps a points (pass: none): with λ > 0 the most
+    visited move is the one that keeps most (24, the last point), without it is not."""
+    rules = Rules(5, 0.5)
+
+    def evaluate(ps):
+        priors, values = uniform(ps)
+        kept = [(p.history[0] if p.history[0] < 25 else -10) if p.history else 0 for p in ps]
+        return priors, values, np.array([k * p.to_play for k, p in zip(kept, ps)], float)  # Black's gain
+
+    with_score = Search(evaluate, 200, score_utility=0.3).run([rules.new()])[0]
+    without = Search(evaluate, 200).run([rules.new()])[0]
+    assert int(np.argmax(with_score.visits)) == 24  # and the more a move keeps, the more it is searched:
+    assert np.corrcoef(np.arange(25), with_score.visits[:25])[0, 1] > 0.9
+    assert without.visits[24] <= np.median(without.visits) and with_score.visits[25] < without.visits[25]
+    batched_off = Search(evaluate, 200, score_utility=0.3, batched=False).run([rules.new()])[0]
+    assert np.array_equal(batched_off.visits, with_score.visits)
+
+
+def test_the_network_evaluator_reads_the_margin_off_the_ownership_head_with_komi_for_the_side_to_move():
+    net = PolicyValueNet(5, 5, 8, 1, ownership=True)
+    torch.nn.init.zeros_(net.ownership.weight)
+    torch.nn.init.constant_(net.ownership.bias, 20.0)  # tanh → 1: the side to move owns every point
+    rules = Rules(5, 2.5)
+    priors, values, margins = network_evaluator(net, 2, scores=True)([rules.new(), play(rules, "C3")])
+    assert margins == pytest.approx([25 - 2.5, 25 + 2.5])  # Black gives komi, White receives it
+    assert len(network_evaluator(net, 2)([rules.new()])) == 2
 
 
 def test_symmetries_move_stones_and_policy_together_and_keep_pass():
@@ -499,6 +529,9 @@ def test_a_parallel_match_of_a_run_is_reproducible_and_says_where_a_bad_parallel
     assert {**again, "seconds": 0} == {**first, "seconds": 0}
     assert main(["match", str(tiny_run), "--opponent", "random", "--games", "2", "--parallel", "0"]) == 2
     assert "--parallel is 0" in capsys.readouterr().err
+    for w, message in [("0.3", "needs the expected score of an ownership head"), ("-1", "--score-utility is -1")]:
+        assert main(["match", str(tiny_run), "--opponent", "random", "--games", "2", "--score-utility", w]) == 2
+        assert message in capsys.readouterr().err
 
 
 def test_sample_moves_makes_a_deterministic_match_play_different_games_reproducibly(tiny_run, capsys):
@@ -629,12 +662,15 @@ def test_alphazero_self_play_learns_to_take_the_whole_5x5_board_from_random(tmp_
 
 
 # ---- resume and bad input ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("algo, cls, ownership", [("alphazero", AlphaZeroExperiment, 0.0),
-                                                  ("alphazero", AlphaZeroExperiment, 1.0), ("ppo", SelfPlayPPO, 0.0)])
+@pytest.mark.parametrize("algo, cls, heads", [("alphazero", AlphaZeroExperiment, {}),
+                                              ("alphazero", AlphaZeroExperiment, {"ownership_weight": 1.0}),
+                                              ("alphazero", AlphaZeroExperiment, {"ownership_weight": 1.0,
+                                                                                  "score_utility": 0.3}),
+                                              ("ppo", SelfPlayPPO, {})])
 def test_sigterm_mid_run_then_resume_is_bitwise_equal_to_an_uninterrupted_run(tmp_path, monkeypatch, algo, cls,
-                                                                               ownership):
+                                                                               heads):
     cfg = go_config(tmp_path, algo=algo, train={"steps": 12, "checkpoint_every": 100},
-                    alphazero={"ownership_weight": ownership},
+                    alphazero=heads,
                     ppo={"parallel_games": 4, "pool_every": 4, "minibatch_size": 32},
                     eval={"games": 2, "simulations": 0})
     straight, broken = tmp_path / "straight", tmp_path / "broken"
@@ -652,6 +688,7 @@ def test_sigterm_mid_run_then_resume_is_bitwise_equal_to_an_uninterrupted_run(tm
     ({"algo": "ppo", "net": {"norm": "batch"}}, "net.norm is 'batch' with algo ppo"),
     ({"game": {"size": 25}}, "game.size"),
     ({"alphazero": {"simulations": 0}}, "alphazero.simulations"),
+    ({"alphazero": {"score_utility": 0.3}}, "alphazero.score_utility is 0.3, but the expected score"),
 ])
 def test_bad_go_configs_get_one_sentence_and_exit_2(tmp_path, capsys, sections, message):
     out = tmp_path / "run"

@@ -131,7 +131,7 @@ def _cmd_gtp(args) -> int:
 
     if args.komi is not None and not math.isfinite(args.komi):
         raise UserError(f"--komi is {args.komi}; give a finite number, e.g. 7.5")
-    player = load_player(args.run, simulations=args.playouts, device=args.device)
+    player = load_player(args.run, simulations=args.playouts, device=args.device, score_utility=args.score_utility)
     size = player.sizes[0]
     komi = player.komi if args.komi is None else args.komi
     GTPEngine(player, size, komi).serve(sys.stdin, sys.stdout)
@@ -151,7 +151,7 @@ def _cmd_match(args) -> int:
     if args.komi is not None and not math.isfinite(args.komi):
         raise UserError(f"--komi is {args.komi}; give a finite number, e.g. 7.5")
     agent = load_player(args.run, simulations=args.playouts, device=args.device, sample_moves=args.sample_moves,
-                        seed=args.seed)
+                        seed=args.seed, score_utility=args.score_utility)
     size = agent.sizes[0] if args.size is None else args.size
     if size != agent.sizes[0]:
         raise UserError(f"run {args.run!r} was trained on {agent.sizes[0]}x{agent.sizes[0]} boards; --size {size} "
@@ -224,6 +224,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     device = {"default": "auto", "help": "auto (a CUDA GPU if there is one), cpu or cuda (default: auto)"}
+    score_utility = {"type": float, "metavar": "W", "help": (
+        "the search also prefers lines that keep more points, by W · (2/π) atan(Δscore / 0.75 N) (KataGo's; "
+        "needs a run with an ownership head; default: the run's alphazero.score_utility)")}
 
     t = _sub(sub, "train", "train a GAN, diffusion model or RL agent from a YAML config", (
         "  fewlabels train gan/grid25_best                      # a shipped config, into runs/grid25_best\n"
@@ -327,6 +330,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--playouts", type=int, metavar="N",
                    help="search simulations per move; 0: the network alone (default: the run's eval.simulations)")
     g.add_argument("--komi", type=float, help="komi until the controller sends one (default: the run's)")
+    g.add_argument("--score-utility", **score_utility)
     g.add_argument("--device", **device)
     g.set_defaults(func=_cmd_gtp)
 
@@ -346,6 +350,7 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--komi", type=float, help="komi (default: the run's)")
     m.add_argument("--playouts", type=int, metavar="N",
                    help="the run's search simulations per move; 0: the network alone (default: its eval.simulations)")
+    m.add_argument("--score-utility", **score_utility)
     m.add_argument("--out", help="folder for one SGF per game and match.json (default: none written)")
     m.add_argument("--max-moves", type=int,
                    help="adjudicate (score as it stands) after this many moves (default: 4 N²)")

@@ -35,6 +35,7 @@ class GoAgent:
         self.rules = Rules(g.size, default_komi(g.size) if g.komi is None else g.komi, g.max_moves)
         self.history = n.history
         self.ownership = cfg.algo == "alphazero" and cfg.alphazero.ownership_weight > 0
+        self.score_utility = cfg.alphazero.score_utility if self.ownership else 0.0  # the search's λ (mcts.py)
         self.net = PolicyValueNet(2 * n.history + 1, g.size, n.channels, n.blocks, norm=n.norm,
                                   ownership=self.ownership).to(device)
         # Under torchrun each rank plays its own games: its own stream (rank 0's is one process's).
@@ -56,7 +57,20 @@ class GoAgent:
                 f"blocks={n.blocks}{norm}{heads}")
 
     # ---- playing -----------------------------------------------------------------------------------
-    def batch_policy(self, simulations: int, sample_moves: int = 0, seed: int = 0):
+    def searcher(self, simulations: int, score_utility: float | None = None) -> Search:
+        """A noise-free search for play with the network: evaluation's c_puct, and the run's score
+        utility unless another λ is given (which needs the ownership head)."""
+        from fewlabels.errors import UserError
+
+        w = self.score_utility if score_utility is None else score_utility
+        if w > 0 and not self.ownership:
+            raise UserError(f"score utility {w} needs the expected score of an ownership head, which this run "
+                            "does not have (trained with alphazero.ownership_weight 0): give 0")
+        evaluate = network_evaluator(self.net, self.history, self.device, scores=w > 0)
+        return Search(evaluate, simulations, self.cfg.eval.c_puct, history=self.history, score_utility=w)
+
+    def batch_policy(self, simulations: int, sample_moves: int = 0, seed: int = 0,
+                     score_utility: float | None = None):
         """(positions, games) -> actions, one per position: the most visited action of a noise-free
         search, all the positions searched at once (each its own tree, the network called on every
         tree's leaf in one batch, as in self-play), or with 0 simulations the network alone (its
@@ -65,13 +79,14 @@ class GoAgent:
         visit counts (the network's probabilities), never a pass, from a stream of its own seeded
         by (`seed`, game, move number): deterministic players then play different games, and a
         game's draws do not depend on which games were played before it or beside it (the
-        network's outputs may differ in their last bits with the batch they are computed in)."""
-        evaluate = network_evaluator(self.net, self.history, self.device)
-        search = Search(evaluate, simulations, self.cfg.eval.c_puct, history=self.history)
+        network's outputs may differ in their last bits with the batch they are computed in). The
+        search adds `score_utility` (default: the run's alphazero.score_utility; mcts.py)."""
+        search = self.searcher(simulations, score_utility)
+        evaluate = search.evaluate
 
         def choose(positions: list[Position], games: list[int]) -> list[int]:
             if simulations == 0:
-                priors, _ = evaluate(positions)
+                priors = evaluate(positions)[0]
                 rows = [(p.legal_mask(), prior) for p, prior in zip(positions, priors)]
             else:
                 rows = [(root.legal, root.visits) for root in search.run(positions)]
@@ -89,9 +104,10 @@ class GoAgent:
             return actions
         return choose
 
-    def player(self, simulations: int, name: str = "fewlabels", sample_moves: int = 0, seed: int = 0) -> PolicyPlayer:
+    def player(self, simulations: int, name: str = "fewlabels", sample_moves: int = 0, seed: int = 0,
+               score_utility: float | None = None) -> PolicyPlayer:
         self.net.eval()
-        choose = self.batch_policy(simulations, sample_moves, seed)
+        choose = self.batch_policy(simulations, sample_moves, seed, score_utility)
         player = PolicyPlayer(lambda position: choose([position], [0])[0], name, history=self.history,
                               sizes=(self.rules.size,))
         player.batch_policy = choose

@@ -101,8 +101,9 @@ class AlphaZeroExperiment(GoAgent):
         self.steps_per_call = a.parallel_games  # every rank's games
         self.temperature_moves = a.temperature_moves if a.temperature_moves is not None else g.size * g.size // 2
         alpha = a.dirichlet_alpha or 10.0 / (g.size * g.size)
-        self.search = Search(network_evaluator(self.net, n.history, device), a.simulations, a.c_puct, alpha,
-                             a.noise_fraction, n.history)
+        self.search = Search(network_evaluator(self.net, n.history, device, scores=self.score_utility > 0),
+                             a.simulations, a.c_puct, alpha, a.noise_fraction, n.history,
+                             score_utility=self.score_utility)
 
     # ---- self-play -------------------------------------------------------------------------------
     def self_play(self, games: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:

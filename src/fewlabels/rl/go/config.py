@@ -42,6 +42,9 @@ class AlphaZeroConfig:
     symmetries: bool = True  # train on a random one of the board's 8 symmetries
     # > 0: an ownership head (net.py) learns every point's final owner, its loss weighed by this
     ownership_weight: float = field(default=0.0, metadata={"ge": 0})
+    # > 0: the search adds λ · (2/π) atan((s - c) / 0.75 N) to every value, s the expected margin from
+    # the ownership head (KataGo's dynamic score utility, mcts.py), in self-play and in play
+    score_utility: float = field(default=0.0, metadata={"ge": 0})
 
 
 @dataclass
@@ -105,5 +108,10 @@ class GoConfig:
         if self.algo == "ppo" and self.net.norm == "batch":
             raise UserError("net.norm is 'batch' with algo ppo; PPO's ratio π/π_old needs the network to act and "
                             "learn alike, which batch norm breaks (running vs batch statistics): set net.norm: none")
+        a = self.alphazero
+        if a.score_utility > 0 and (self.algo != "alphazero" or a.ownership_weight == 0):
+            raise UserError(f"alphazero.score_utility is {a.score_utility}, but the expected score it needs comes "
+                            "from the ownership head, which this run does not have: set algo alphazero with "
+                            "alphazero.ownership_weight > 0 (KataGo's 1.5), or score_utility 0")
         if self.game.max_moves is not None and self.game.max_moves < self.game.size:
             raise UserError(f"game.max_moves is {self.game.max_moves}; a game needs at least {self.game.size} moves")

@@ -14,7 +14,6 @@ import sys
 import numpy as np
 
 from fewlabels.rl.go.match import PARALLEL, gnugo_path, make_player, run_match, spawner
-from fewlabels.rl.go.mcts import Search, network_evaluator
 from fewlabels.rl.go.rules import BLACK, WHITE
 
 
@@ -29,8 +28,8 @@ def against_random(exp, simulations: int, games: int, seed: int) -> dict[str, fl
     game it is to move in (or the network alone, with 0 simulations)."""
     rng = np.random.default_rng(seed)
     exp.net.eval()
-    evaluate = network_evaluator(exp.net, exp.history, exp.device)
-    search = Search(evaluate, simulations, exp.cfg.eval.c_puct, history=exp.history)
+    search = exp.searcher(simulations)
+    evaluate = search.evaluate
     positions = [exp.rules.new() for _ in range(games)]
     agent = [BLACK if g % 2 == 0 else WHITE for g in range(games)]
     while True:
@@ -42,7 +41,7 @@ def against_random(exp, simulations: int, games: int, seed: int) -> dict[str, fl
             if simulations:
                 scores = [np.where(r.legal, r.visits, -1.0) for r in search.run([positions[g] for g in mine])]
             else:
-                priors, _ = evaluate([positions[g] for g in mine])
+                priors = evaluate([positions[g] for g in mine])[0]
                 scores = [np.where(positions[g].legal_mask(), prior, -1.0) for g, prior in zip(mine, priors)]
             for g, score in zip(mine, scores):
                 positions[g].play(int(np.argmax(score)), exp.history)

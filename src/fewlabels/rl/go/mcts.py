@@ -11,6 +11,17 @@ yet tried is 0. The paper's √ΣN is 0 at a node's first simulation, where ever
 first child would be the lowest action index; with √(ΣN + 1) the prior decides it. The root can
 be given Dirichlet noise, P ← (1 - ε) P + ε Dir(α), for self-play.
 
+Score utility (KataGo's, Wu 2019, §4.2; off at λ = 0): with an ownership head the network also
+gives s, the expected final margin in points for the side to move (the sum of its predicted
+owners, minus komi for Black, plus it for White; the rules' Tromp-Taylor margin at a finished
+game). A leaf's value is then
+
+    u = v + λ · (2/π) · atan((s - c) / (0.75 · N))
+
+with c the root's own s (seen from the leaf's side to move): KataGo's dynamic score utility,
+centred on the score the root expects. Where every line wins or every line loses, v is ±1 for
+all of them and tells the moves apart no more; u still prefers the line that keeps more points.
+
 Batched: one simulation of every game's tree is a batch, so one network call evaluates a leaf
 from each game. On a CPU the network call dominates unless it is batched (benchmarks/go_search.py
 measures positions per second both ways); `batched=False` evaluates each leaf alone.
@@ -25,8 +36,9 @@ import numpy as np
 
 from fewlabels.rl.go.rules import Position
 
-# evaluate(positions) -> (priors (B, A) over legal actions, summing to 1; values (B,) for the side to move)
-Evaluator = Callable[[Sequence[Position]], tuple[np.ndarray, np.ndarray]]
+# evaluate(positions) -> (priors (B, A) over legal actions, summing to 1; values (B,) for the side to
+# move[; with score utility, expected final margins (B,) in points for the side to move])
+Evaluator = Callable[[Sequence[Position]], tuple[np.ndarray, ...]]
 
 
 class Node:
@@ -65,24 +77,40 @@ class Node:
 class Search:
     def __init__(self, evaluate: Evaluator, simulations: int = 64, c_puct: float = 1.5,
                  dirichlet_alpha: float = 0.3, noise_fraction: float = 0.25, history: int = 3,
-                 batched: bool = True):
+                 batched: bool = True, score_utility: float = 0.0):
         self.evaluate, self.simulations, self.c_puct = evaluate, simulations, c_puct
         self.alpha, self.epsilon, self.keep, self.batched = dirichlet_alpha, noise_fraction, history, batched
+        self.score_utility = score_utility  # λ; > 0 needs an evaluator that gives margins
         self.evaluated = 0  # positions through the network, for speed figures
 
-    def _evaluate(self, positions: list[Position]) -> tuple[np.ndarray, np.ndarray]:
+    def _evaluate(self, positions: list[Position]) -> tuple[np.ndarray, ...]:
         self.evaluated += len(positions)
         if self.batched or len(positions) <= 1:
-            return self.evaluate(positions)
-        outs = [self.evaluate([p]) for p in positions]
-        return np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs])
+            out = self.evaluate(positions)
+        else:
+            outs = [self.evaluate([p]) for p in positions]
+            out = tuple(np.concatenate(part) for part in zip(*outs))
+        if self.score_utility and len(out) < 3:
+            raise ValueError("score utility needs an evaluator that gives margins (network_evaluator(scores=True))")
+        return out
+
+    def _utility(self, value: float, margin: float, node: Node, root: Node, centre: float) -> float:
+        """v + λ (2/π) atan((s - c) / (0.75 N)) for the side to move at `node`; c is the root's
+        expected margin, negated when the other side is to move at `node`."""
+        if not self.score_utility:
+            return value
+        c = centre if node.colour == root.colour else -centre
+        scale = 0.75 * node.position.rules.size
+        return value + self.score_utility * (2 / math.pi) * math.atan((margin - c) / scale)
 
     def run(self, positions: Sequence[Position], noise: bool = False,
             rng: np.random.Generator | None = None) -> list[Node]:
         """Search every (not finished) position; returns the roots, whose `visits` are the
         search's policy (π ∝ N(s, a)) and `value_sum / visits` its action values."""
         roots = [Node(p, p.to_play) for p in positions]
-        priors, _ = self._evaluate([r.position for r in roots])
+        out = self._evaluate([r.position for r in roots])
+        priors = out[0]
+        centres = out[2] if self.score_utility else np.zeros(len(roots))  # each root's expected margin
         for root, prior in zip(roots, priors):
             if noise:
                 legal = root.position.legal_mask()
@@ -91,24 +119,27 @@ class Search:
                 prior = (1 - self.epsilon) * prior + self.epsilon * eta
             root.expand(prior)
         for _ in range(self.simulations):
-            paths, leaves = [], []
-            for root in roots:
+            paths, leaves, games = [], [], []
+            for g, root in enumerate(roots):
                 path, node = [], root
                 while node.expanded and node.terminal is None:
                     action = node.select(self.c_puct)
                     path.append((node, action))
                     node = node.child(action, self.keep)
                 if node.terminal is not None:
-                    self._backup(path, float(node.terminal))
+                    margin = node.position.score() * node.colour if self.score_utility else 0.0
+                    self._backup(path, self._utility(float(node.terminal), margin, node, root, centres[g]))
                 else:
                     paths.append(path)
                     leaves.append(node)
+                    games.append(g)
             if not leaves:
                 continue
-            priors, values = self._evaluate([n.position for n in leaves])
-            for path, leaf, prior, value in zip(paths, leaves, priors, values):
+            out = self._evaluate([n.position for n in leaves])
+            margins = out[2] if self.score_utility else np.zeros(len(leaves))
+            for path, leaf, g, prior, value, margin in zip(paths, leaves, games, out[0], out[1], margins):
                 leaf.expand(prior)
-                self._backup(path, float(value))
+                self._backup(path, self._utility(float(value), float(margin), leaf, roots[g], centres[g]))
         return roots
 
     @staticmethod
@@ -120,22 +151,28 @@ class Search:
             node.value_sum[action] += value
 
 
-def network_evaluator(net, history: int, device="cpu") -> Evaluator:
-    """evaluate() of a PolicyValueNet: planes in, masked softmax priors and values out (eval mode)."""
+def network_evaluator(net, history: int, device="cpu", scores: bool = False) -> Evaluator:
+    """evaluate() of a PolicyValueNet: planes in, masked softmax priors and values out (eval mode);
+    with `scores` (a network with an ownership head) also each position's expected final margin
+    for the side to move: Σ ô - komi for Black, Σ ô + komi for White (ô from the side to move)."""
     import torch
 
     from fewlabels.rl.go.env import planes
 
-    def evaluate(positions: Sequence[Position]) -> tuple[np.ndarray, np.ndarray]:
+    def evaluate(positions: Sequence[Position]) -> tuple[np.ndarray, ...]:
         x = torch.from_numpy(np.stack([planes(p, history) for p in positions])).to(device)
         mask = torch.from_numpy(np.stack([p.legal_mask() for p in positions])).to(device)
         was_training = net.training
         if was_training:  # (switching modes walks every module: only when needed)
             net.eval()
         with torch.inference_mode():
-            logits, value = net(x)
+            logits, value, owner = net.heads(x, ownership=scores)
             prior = torch.softmax(logits.float().masked_fill(~mask, float("-inf")), -1)
         if was_training:
             net.train()
-        return prior.nan_to_num(0.0).cpu().numpy().astype(np.float64), value.float().cpu().numpy()
+        out = prior.nan_to_num(0.0).cpu().numpy().astype(np.float64), value.float().cpu().numpy()
+        if not scores:
+            return out
+        komi = np.array([p.rules.komi * p.to_play for p in positions])  # to_play: 1 Black, -1 White
+        return (*out, owner.float().sum(1).cpu().numpy().astype(np.float64) - komi)
     return evaluate

@@ -620,6 +620,34 @@ def test_an_opponent_that_does_not_start_or_dies_mid_game_stops_the_match_with_o
     assert len(list(out.glob("*.sgf"))) >= 1
 
 
+def test_gtp_opponents_of_a_parallel_match_think_at_the_same_time(tiny_run, tmp_path, capsys):
+    """Each game's GTP engine is its own process: with 4 games at once their genmoves overlap in
+    time (one game after another, as before, they never did)."""
+    script, log = tmp_path / "slow.py", tmp_path / "thinking.txt"
+    script.write_text(textwrap.dedent(f"""
+        import sys, time
+        for line in sys.stdin:
+            cmd = line.split()
+            if not cmd:
+                continue
+            if cmd[0] == "genmove":
+                start = time.time()
+                time.sleep(0.3)
+                with open({str(log)!r}, "a") as f:
+                    f.write(f"{{start}} {{time.time()}}\\n")
+                print("= pass\\n", flush=True)
+            elif cmd[0] == "list_commands":
+                print("= genmove\\nplay\\n", flush=True)
+            else:
+                print("=\\n", flush=True)
+    """))
+    assert main(["match", str(tiny_run), "--opponent", f"{sys.executable} {script}", "--games", "4",
+                 "--playouts", "0", "--parallel", "4"]) == 0
+    assert json.loads(capsys.readouterr().out)["games"] == 4
+    spans = sorted(tuple(map(float, line.split())) for line in log.read_text().splitlines())
+    assert len(spans) >= 4 and any(b[0] < a[1] for a, b in zip(spans, spans[1:])), spans
+
+
 def test_wilson_interval_matches_the_formula():
     lo, hi = wilson(5, 10)
     assert lo == pytest.approx(0.2366, abs=1e-4) and hi == pytest.approx(0.7634, abs=1e-4)

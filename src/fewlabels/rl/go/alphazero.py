@@ -3,7 +3,8 @@
 One `train_step` is one iteration:
 1. play `parallel_games` games against itself, every move chosen by PUCT search (mcts.py) with
    Dirichlet noise at the root; the first `temperature_moves` moves are sampled ∝ the visit
-   counts N(s, ·), later ones take the most visited action;
+   counts N(s, ·), later ones take the most visited action (with `score_utility` λ > 0 the search
+   adds KataGo's score term to its values: mcts.py);
 2. store every position s with its search policy π = N(s, ·) / Σ N and the game's result z for
    the side to move there (+1 win, -1 loss, 0 for OpenSpiel's repetition draw);
 3. take gradient steps on minibatches from the replay buffer (each position in one of the

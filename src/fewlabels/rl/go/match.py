@@ -18,6 +18,10 @@ its own tree, the network called on all of them together, as in self-play), whic
 times the positions a second of one game at a time on a CPU. The games advance in lockstep, so the
 same seed and `parallel` play the same games (another `parallel` batches the network's calls
 differently, which may change the last bits of its outputs, and so a near-tie in the search).
+Where every opponent is a GTP engine (a process each), the games' turns between two of the
+agent's moves run in threads, so the engines think at the same time; in-process opponents take
+their turns one game after another (they hold the interpreter, and copies of one share its
+random stream, whose order keeps a match reproducible).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import math
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,11 +89,15 @@ def play_game(black, white, size: int, komi: float, max_moves: int, names: tuple
     raise AssertionError("a game without a batched player does not wait for a move")
 
 
-def _game(black, white, size: int, komi: float, max_moves: int, names: tuple[str, str], batched=None):
+def _game(black, white, size: int, komi: float, max_moves: int, names: tuple[str, str], batched=None,
+          seed: int | None = None):
     """play_game as a generator: where the player to move is `batched`, the game yields the
     position it is to move in and waits to be sent the action (the match runner chooses the moves
-    of several games at once); it returns the GameRecord."""
+    of several games at once); it returns the GameRecord. A GTP engine that takes a seed (GNU Go
+    does) is given `seed` first."""
     for p in (black, white):
+        if seed is not None and isinstance(p, GTPProcess) and "set_random_seed" in p.known:
+            p.send(f"set_random_seed {seed}")
         p.new_game(size, komi)
     referee = PolicyPlayer(None, "referee")
     referee.new_game(size, komi)
@@ -238,46 +247,64 @@ def run_match(agent, opponent, games: int, size: int, komi: float, names: tuple[
         bar.update(1)
         bar.set_postfix(wins=wins, losses=losses)
 
-    def advance(slot: int, g: int, game, action) -> None:
-        """Send `action` (None: start) to game g, until it waits for the agent again or ends."""
+    def step(game, action):
+        """Send `action` (None: start) to a game and run it until it waits for the agent again:
+        ("wait", position), ("end", record) or ("failed", error). Touches nothing shared."""
         try:
-            position = game.send(action)
+            return "wait", game.send(action)
         except StopIteration as end:
-            tally(g, end.value)
-            return
+            return "end", end.value
         except OpponentFailed as e:
-            beside = f" (and the {len(running)} played beside it)" if running else ""
+            return "failed", e
+
+    def advance(sends: list[tuple]) -> list[int]:
+        """Step every (slot, g, game, action) (at once, in threads, where `pool`); tally the games
+        that end and return their slots; raise, keeping the finished games, if an opponent failed."""
+        outcomes = list(pool.map(lambda t: step(t[2], t[3]), sends) if pool else (step(t[2], t[3]) for t in sends))
+        ended, failed = [], []
+        for (slot, g, game, _), (kind, value) in zip(sends, outcomes):
+            if kind == "wait":
+                running[slot] = (g, game, value)
+            elif kind == "end":
+                tally(g, value)
+                ended.append(slot)
+            else:
+                failed.append((g, value))
+        if failed:
+            (g, e), left = failed[0], len(running) + len(failed) - 1
+            beside = f" (and the {left} played beside it)" if left else ""
             finished = by_colour["black"][1] + by_colour["white"][1]
             raise OpponentFailed(f"{e}; game {g + 1} of {games} stopped{beside}, the {finished} finished games are "
                                  "kept" + (f" in {out}" if out else "")) from None
-        running[slot] = (g, game, position)
+        return ended
 
+    pool = None
     try:
         for k in range(1, slots):
             seats.append((copy.copy(agent), spawn(k)))  # the agent's copy: its own board, the same search
+        if slots > 1 and all(isinstance(theirs, GTPProcess) for _, theirs in seats):
+            pool = ThreadPoolExecutor(slots, thread_name_prefix="match")  # the engines think at once
         free, next_game = list(range(slots)), 0
         while next_game < games or running:
             while free and next_game < games:
-                slot, g = free.pop(0), next_game
-                next_game += 1
-                mine, theirs = seats[slot]
-                for p in seats[slot]:  # a GTP engine that takes a seed (GNU Go does) gets one per game
-                    if isinstance(p, GTPProcess) and "set_random_seed" in p.known:
-                        p.send(f"set_random_seed {g + 1}")
-                black, white = (mine, theirs) if g % 2 == 0 else (theirs, mine)
-                pair = names if g % 2 == 0 else names[::-1]
-                advance(slot, g, _game(black, white, size, komi, cap, pair, batched=mine if choose else None), None)
-                if slot not in running:
-                    free.insert(0, slot)
+                starts = []
+                for slot in free[: games - next_game]:
+                    g, (mine, theirs) = next_game, seats[slot]
+                    next_game += 1
+                    black, white = (mine, theirs) if g % 2 == 0 else (theirs, mine)
+                    pair = names if g % 2 == 0 else names[::-1]
+                    game = _game(black, white, size, komi, cap, pair, batched=mine if choose else None, seed=g + 1)
+                    starts.append((slot, g, game, None))
+                del free[: len(starts)]
+                free[:0] = advance(starts)  # a game over before the agent's first move frees its slot at once
             if running:
                 waiting = sorted(running)
                 actions = choose([running[s][2] for s in waiting], [running[s][0] for s in waiting])
-                for slot, action in zip(waiting, actions):
-                    g, game, _ = running.pop(slot)
-                    advance(slot, g, game, action)
-                    if slot not in running:
-                        free.append(slot)
+                sends = [(slot, *running.pop(slot)[:2], action) for slot, action in zip(waiting, actions)]
+                free += advance(sends)
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
         bar.close()
         for game in running.values():
             game[1].close()

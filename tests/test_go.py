@@ -266,6 +266,25 @@ def test_the_network_evaluator_reads_the_margin_off_the_ownership_head_with_komi
     assert len(network_evaluator(net, 2)([rules.new()])) == 2
 
 
+def test_the_replay_buffer_keeps_the_newest_positions_in_a_ring_as_one_at_a_time_adds_would():
+    from fewlabels.rl.go.alphazero import ReplayBuffer
+
+    rng, buf = np.random.default_rng(0), ReplayBuffer(5, (1, 2, 2), 5, ownership=True)
+    ring = {k: [None] * 5 for k in buf.keys}
+    slot, size = 0, 0
+    for n in (3, 4, 7, 1, 5):  # wraps, overfills, fills exactly
+        batch = {"obs": rng.integers(0, 2, (n, 1, 2, 2)).astype(np.uint8), "pi": rng.random((n, 5), np.float32),
+                 "z": rng.choice([-1.0, 1.0], n).astype(np.float32), "own": rng.integers(-1, 2, (n, 4)).astype(np.int8)}
+        buf.add(batch["obs"], batch["pi"], batch["z"], batch["own"])
+        for i in range(n):  # the reference: one position at a time
+            for k in buf.keys:
+                ring[k][slot] = batch[k][i]
+            slot, size = (slot + 1) % 5, min(size + 1, 5)
+        assert (buf.next, buf.size) == (slot, size)
+        for k in buf.keys:
+            assert np.array_equal(getattr(buf, k)[:size], np.stack(ring[k][:size])), (n, k)
+
+
 def test_symmetries_move_stones_and_policy_together_and_keep_pass():
     x = torch.zeros(1, 1, 5, 5)
     x[0, 0, 0, 1] = 1  # a stone at B1

@@ -55,13 +55,15 @@ class ReplayBuffer:
 
     def add(self, obs: np.ndarray, pi: np.ndarray, z: np.ndarray, own: np.ndarray) -> None:
         """Positions as `self_play` returns them (its ownership is dropped unless kept)."""
-        cap, keep_own = len(self.z), "own" in self.keys
-        for i in range(len(z)):
-            self.obs[self.next], self.pi[self.next], self.z[self.next] = obs[i], pi[i], z[i]
-            if keep_own:
-                self.own[self.next] = own[i]
-            self.next = (self.next + 1) % cap
-            self.size = min(self.size + 1, cap)
+        cap, n = len(self.z), len(z)
+        if n > cap:  # only the newest `cap` fit
+            obs, pi, z, own = obs[-cap:], pi[-cap:], z[-cap:], own[-cap:]
+            self.next, n = (self.next + n - cap) % cap, cap
+        at = (self.next + np.arange(n)) % cap
+        self.obs[at], self.pi[at], self.z[at] = obs, pi, z
+        if "own" in self.keys:
+            self.own[at] = own
+        self.next, self.size = (self.next + n) % cap, min(self.size + n, cap)
 
     def state_dict(self) -> dict:
         return {**{k: getattr(self, k)[: self.size] for k in self.keys}, "next": self.next}

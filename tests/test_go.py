@@ -252,8 +252,25 @@ def test_score_utility_finds_the_move_that_keeps_most_points_where_the_value_tel
     assert int(np.argmax(with_score.visits)) == 24  # and the more a move keeps, the more it is searched:
     assert np.corrcoef(np.arange(25), with_score.visits[:25])[0, 1] > 0.9
     assert without.visits[24] <= np.median(without.visits) and with_score.visits[25] < without.visits[25]
-    batched_off = Search(evaluate, 200, score_utility=0.3, batched=False).run([rules.new()])[0]
-    assert np.array_equal(batched_off.visits, with_score.visits)
+    two = [rules.new(), play(rules, "C3")]  # (two roots: one leaf at a time is another code path)
+    batched, one_by_one = (Search(evaluate, 100, score_utility=0.3, batched=b).run(two) for b in (True, False))
+    assert all(np.array_equal(x.visits, y.visits) for x, y in zip(batched, one_by_one))
+
+
+def test_score_utility_is_centred_on_the_roots_margin_and_scores_finished_games_by_the_rules():
+    rules, search = Rules(5, 0.5), Search(uniform, 1, score_utility=0.3)
+    root = Node(rules.new(), BLACK)
+    white_leaf = Node(play(rules, "C3"), WHITE)
+    # the root expects Black +5: a White leaf at White -5 is as expected (no term), at -1 better for White
+    assert search._utility(0.2, -5.0, white_leaf, root, 5.0) == pytest.approx(0.2)
+    better = 0.2 + 0.3 * 2 / np.pi * np.arctan(4 / 3.75)  # 0.75 N = 3.75
+    assert search._utility(0.2, -1.0, white_leaf, root, 5.0) == pytest.approx(better)
+    # Black passed on the empty board: White's pass ends the game, won by komi 0.5 (Tromp-Taylor: W+0.5);
+    # play on instead and a uniform evaluator says nothing. Centred on 0 (no margins from the evaluator
+    # at the root): u = 1 + 0.3 (2/π) atan(0.5 / 3.75) for White's pass
+    ends = Search(lambda ps: (*uniform(ps), np.zeros(len(ps))), 200, score_utility=0.3).run([play(rules, "pass")])[0]
+    q = ends.value_sum[25] / ends.visits[25]
+    assert int(np.argmax(ends.visits)) == 25 and q == pytest.approx(1 + 0.3 * 2 / np.pi * np.arctan(0.5 / 3.75))
 
 
 def test_the_network_evaluator_reads_the_margin_off_the_ownership_head_with_komi_for_the_side_to_move():
@@ -659,6 +676,8 @@ def test_gtp_opponents_of_a_parallel_match_think_at_the_same_time(tiny_run, tmp_
                 print("= genmove\\nplay\\n", flush=True)
             else:
                 print("=\\n", flush=True)
+                if cmd[0] == "quit":
+                    break
     """))
     assert main(["match", str(tiny_run), "--opponent", f"{sys.executable} {script}", "--games", "4",
                  "--playouts", "0", "--parallel", "4"]) == 0
@@ -736,6 +755,7 @@ def test_sigterm_mid_run_then_resume_is_bitwise_equal_to_an_uninterrupted_run(tm
     ({"game": {"size": 25}}, "game.size"),
     ({"alphazero": {"simulations": 0}}, "alphazero.simulations"),
     ({"alphazero": {"score_utility": 0.3}}, "alphazero.score_utility is 0.3, but the expected score"),
+    ({"alphazero": {"score_utility": float("inf"), "ownership_weight": 1.0}}, "give a finite weight"),
 ])
 def test_bad_go_configs_get_one_sentence_and_exit_2(tmp_path, capsys, sections, message):
     out = tmp_path / "run"

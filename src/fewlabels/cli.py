@@ -225,8 +225,9 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     device = {"default": "auto", "help": "auto (a CUDA GPU if there is one), cpu or cuda (default: auto)"}
     score_utility = {"type": float, "metavar": "W", "help": (
-        "the search also prefers lines that keep more points, by W · (2/π) atan(Δscore / 0.75 N) (KataGo's; "
-        "needs a run with an ownership head; default: the run's alphazero.score_utility)")}
+        "the search also prefers lines that keep more points, by W · (2/π) atan(Δscore / 0.75 N) (after KataGo; "
+        "needs a run with an ownership head; no effect with --playouts 0; default: the run's "
+        "alphazero.score_utility)")}
 
     t = _sub(sub, "train", "train a GAN, diffusion model or RL agent from a YAML config", (
         "  fewlabels train gan/grid25_best                      # a shipped config, into runs/grid25_best\n"

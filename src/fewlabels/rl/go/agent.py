@@ -112,6 +112,7 @@ class GoAgent:
                               sizes=(self.rules.size,))
         player.batch_policy = choose
         player.trained_komi = self.rules.komi
+        player.score_utility = (self.score_utility if score_utility is None else score_utility) if simulations else 0.0
         return player
 
     def evaluate(self) -> dict[str, float]:

@@ -3,6 +3,7 @@ diffs. `train.steps` counts self-play games."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -43,7 +44,7 @@ class AlphaZeroConfig:
     # > 0: an ownership head (net.py) learns every point's final owner, its loss weighed by this
     ownership_weight: float = field(default=0.0, metadata={"ge": 0})
     # > 0: the search adds λ · (2/π) atan((s - c) / 0.75 N) to every value, s the expected margin from
-    # the ownership head (KataGo's dynamic score utility, mcts.py), in self-play and in play
+    # the ownership head (a simplified KataGo dynamic score utility, mcts.py), in self-play and in play
     score_utility: float = field(default=0.0, metadata={"ge": 0})
 
 
@@ -109,6 +110,8 @@ class GoConfig:
             raise UserError("net.norm is 'batch' with algo ppo; PPO's ratio π/π_old needs the network to act and "
                             "learn alike, which batch norm breaks (running vs batch statistics): set net.norm: none")
         a = self.alphazero
+        if not math.isfinite(a.score_utility):
+            raise UserError(f"alphazero.score_utility is {a.score_utility}; give a finite weight (0: off; 0.3)")
         if a.score_utility > 0 and (self.algo != "alphazero" or a.ownership_weight == 0):
             raise UserError(f"alphazero.score_utility is {a.score_utility}, but the expected score it needs comes "
                             "from the ownership head, which this run does not have: set algo alphazero with "

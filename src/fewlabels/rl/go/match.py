@@ -254,7 +254,7 @@ def run_match(agent, opponent, games: int, size: int, komi: float, names: tuple[
             return "wait", game.send(action)
         except StopIteration as end:
             return "end", end.value
-        except OpponentFailed as e:
+        except Exception as e:  # (raised below, once the games that ended beside it are kept)
             return "failed", e
 
     def advance(sends: list[tuple]) -> list[int]:
@@ -272,6 +272,8 @@ def run_match(agent, opponent, games: int, size: int, komi: float, names: tuple[
                 failed.append((g, value))
         if failed:
             (g, e), left = failed[0], len(running) + len(failed) - 1
+            if not isinstance(e, OpponentFailed):
+                raise e
             beside = f" (and the {left} played beside it)" if left else ""
             finished = by_colour["black"][1] + by_colour["white"][1]
             raise OpponentFailed(f"{e}; game {g + 1} of {games} stopped{beside}, the {finished} finished games are "
@@ -316,7 +318,8 @@ def run_match(agent, opponent, games: int, size: int, komi: float, names: tuple[
               "komi": komi, "win_rate_as_black": _rate(*by_colour["black"]),
               "win_rate_as_white": _rate(*by_colour["white"]), "illegal_moves": illegal,
               "score_disagreements": disagree, "repetitions": repetitions, "distinct_games": len(seen),
-              "seconds": round(time.perf_counter() - t0, 1), "parallel": slots}
+              "seconds": round(time.perf_counter() - t0, 1), "parallel": slots,
+              "score_utility": getattr(agent, "score_utility", None)}
     if out is not None:
         (out / "match.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

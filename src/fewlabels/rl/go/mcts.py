@@ -11,16 +11,20 @@ yet tried is 0. The paper's √ΣN is 0 at a node's first simulation, where ever
 first child would be the lowest action index; with √(ΣN + 1) the prior decides it. The root can
 be given Dirichlet noise, P ← (1 - ε) P + ε Dir(α), for self-play.
 
-Score utility (KataGo's, Wu 2019, §4.2; off at λ = 0): with an ownership head the network also
-gives s, the expected final margin in points for the side to move (the sum of its predicted
-owners, minus komi for Black, plus it for White; the rules' Tromp-Taylor margin at a finished
-game). A leaf's value is then
+Score utility (off at λ = 0): a simplified form of KataGo's dynamic score utility (Wu 2019,
+"Accelerating Self-Play Learning in Go"). With an ownership head the network also gives s, the
+expected final margin in points for the side to move (the sum of its predicted owners, minus
+komi for Black, plus it for White; the rules' Tromp-Taylor margin at a finished game, a
+repetition draw's included). A leaf's value is then
 
     u = v + λ · (2/π) · atan((s - c) / (0.75 · N))
 
-with c the root's own s (seen from the leaf's side to move): KataGo's dynamic score utility,
-centred on the score the root expects. Where every line wins or every line loses, v is ±1 for
-all of them and tells the moves apart no more; u still prefers the line that keeps more points.
+with c the root's own s (seen from the leaf's side to move), and Q and the backed-up values are
+these utilities. Where every line wins or every line loses, v is ±1 for all of them and tells
+the moves apart no more; u still prefers the line that keeps more points. KataGo's form differs:
+s from a score head (its mean and spread, u the expectation over a normal), c from the search's
+recent average shrunk towards 0, a static term centred on 0 beside the dynamic one, and other
+weights in self-play than in play.
 
 Batched: one simulation of every game's tree is a batch, so one network call evaluates a leaf
 from each game. On a CPU the network call dominates unless it is batched (benchmarks/go_search.py
@@ -42,7 +46,7 @@ Evaluator = Callable[[Sequence[Position]], tuple[np.ndarray, ...]]
 
 
 class Node:
-    __slots__ = ("position", "colour", "prior", "visits", "value_sum", "children", "legal", "terminal")
+    __slots__ = ("position", "colour", "prior", "visits", "value_sum", "children", "legal", "terminal", "margin")
 
     def __init__(self, position: Position, colour: int):
         self.position, self.colour = position, colour
@@ -50,6 +54,7 @@ class Node:
         self.prior = self.visits = self.value_sum = self.legal = None
         # the result for the side to move when the game is over here (1, -1 or 0); None otherwise
         self.terminal = position.winner() * colour if position.over else None
+        self.margin: float | None = None  # a finished game's Tromp-Taylor margin for the side to move, once asked
 
     @property
     def expanded(self) -> bool:
@@ -106,7 +111,8 @@ class Search:
     def run(self, positions: Sequence[Position], noise: bool = False,
             rng: np.random.Generator | None = None) -> list[Node]:
         """Search every (not finished) position; returns the roots, whose `visits` are the
-        search's policy (π ∝ N(s, a)) and `value_sum / visits` its action values."""
+        search's policy (π ∝ N(s, a)) and `value_sum / visits` its action values (utilities, with score
+        utility)."""
         roots = [Node(p, p.to_play) for p in positions]
         out = self._evaluate([r.position for r in roots])
         priors = out[0]
@@ -127,8 +133,9 @@ class Search:
                     path.append((node, action))
                     node = node.child(action, self.keep)
                 if node.terminal is not None:
-                    margin = node.position.score() * node.colour if self.score_utility else 0.0
-                    self._backup(path, self._utility(float(node.terminal), margin, node, root, centres[g]))
+                    if self.score_utility and node.margin is None:
+                        node.margin = node.position.score() * node.colour
+                    self._backup(path, self._utility(float(node.terminal), node.margin or 0.0, node, root, centres[g]))
                 else:
                     paths.append(path)
                     leaves.append(node)
@@ -165,6 +172,8 @@ def network_evaluator(net, history: int, device="cpu", scores: bool = False) -> 
         was_training = net.training
         if was_training:  # (switching modes walks every module: only when needed)
             net.eval()
+        if scores and getattr(net, "ownership", None) is None:
+            raise ValueError("margins come from the ownership head, which this network does not have")
         with torch.inference_mode():
             logits, value, owner = net.heads(x, ownership=scores)
             prior = torch.softmax(logits.float().masked_fill(~mask, float("-inf")), -1)

@@ -6,8 +6,9 @@ residual blocks, and two heads on the same trunk:
 
 and, where asked (`ownership=True`), a third, auxiliary head after KataGo (Wu 2019): a 1x1
 convolution of the trunk to one plane, o = tanh(·) of (N, N), the predicted final owner of every
-point for the side to move (1 theirs, -1 the opponent's). Play never reads it; as a training
-target it gives N² signals a position where the game's result gives one.
+point for the side to move (1 theirs, -1 the opponent's). As a training target it gives N²
+signals a position where the game's result gives one; play reads it only for the search's score
+utility (mcts.py), as the expected margin.
 """
 
 from __future__ import annotations

@@ -8,6 +8,11 @@ same search with one network call per leaf. One thread (the self-play default).
 Both searches visit the same trees (a test checks that batched and one-by-one visits are equal),
 so the ratio is the whole effect of batching. Prints a markdown table and writes
 benchmarks/results/go_search.json.
+
+    python benchmarks/go_search.py --sizes 7 --games 64 --score-utility 0.3 --out ...json
+
+adds a third row per board and G: the batched search with score utility λ (mcts.py; the network
+with an ownership head in every row), and its cost as a ratio to the batched row without it.
 """
 
 from __future__ import annotations
@@ -44,11 +49,14 @@ def positions(rules: Rules, games: int, rng: np.random.Generator) -> list:
     return out
 
 
-def measure(size: int, games: int, simulations: int, batched: bool, seconds: float) -> dict:
+def measure(size: int, games: int, simulations: int, batched: bool, seconds: float, score_utility: float = 0.0,
+            ownership: bool = False) -> dict:
     channels, blocks = NETS[size]
-    net = PolicyValueNet(7, size, channels, blocks).eval()
+    torch.manual_seed(0)
+    net = PolicyValueNet(7, size, channels, blocks, ownership=ownership).eval()
     rules = Rules(size, default_komi(size))
-    search = Search(network_evaluator(net, 3), simulations, history=3, batched=batched)
+    search = Search(network_evaluator(net, 3, scores=score_utility > 0), simulations, history=3, batched=batched,
+                    score_utility=score_utility)
     roots = positions(rules, games, np.random.default_rng(0))
     search.run(roots[:1])  # warm-up
     search.evaluated, t0, calls = 0, time.perf_counter(), 0
@@ -57,7 +65,8 @@ def measure(size: int, games: int, simulations: int, batched: bool, seconds: flo
         calls += 1
     dt = time.perf_counter() - t0
     return {"board": f"{size}x{size}", "net": f"{channels}x{blocks}", "games": games, "simulations": simulations,
-            "network calls": "one per batch" if batched else "one per leaf",
+            "network calls": ("one per batch" if batched else "one per leaf")
+            + (f", score utility {score_utility:g}" if score_utility else ""),
             "positions/s": round(search.evaluated / dt), "moves searched/s": round(calls * games / dt, 1)}
 
 
@@ -67,19 +76,27 @@ def main(argv=None) -> int:
     p.add_argument("--games", type=int, nargs="+", default=[1, 8, 32, 64])
     p.add_argument("--simulations", type=int, default=32)
     p.add_argument("--seconds", type=float, default=4.0, help="per measurement")
+    p.add_argument("--score-utility", type=float, default=0.0, metavar="W",
+                   help="also the batched search with score utility W (an ownership head in every row's network)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "go_search.json"))
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     rows = []
     for size in args.sizes:
         for games in args.games:
-            pair = [measure(size, games, args.simulations, b, args.seconds) for b in (False, True)]
+            own = args.score_utility > 0
+            pair = [measure(size, games, args.simulations, b, args.seconds, ownership=own) for b in (False, True)]
             pair[1]["speed-up"] = round(pair[1]["positions/s"] / pair[0]["positions/s"], 2)
+            if own:
+                scored = measure(size, games, args.simulations, True, args.seconds, args.score_utility, own)
+                scored["speed-up"] = round(scored["positions/s"] / pair[0]["positions/s"], 2)
+                scored["cost"] = round(pair[1]["positions/s"] / scored["positions/s"], 2)
+                pair.append(scored)
             rows += pair
             print(markdown(pair, list(pair[1])), flush=True)
     print()
     print(markdown(rows, ["board", "net", "games", "simulations", "network calls", "positions/s", "moves searched/s",
-                          "speed-up"]))
+                          "speed-up"] + (["cost"] if args.score_utility > 0 else [])))
     Path(args.out).write_text(json.dumps(rows, indent=1) + "\n")
     return 0
 

@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from common import markdown  # noqa: E402
-from fewlabels.rl.go.mcts import Search, network_evaluator  # noqa: E402
+from fewlabels.rl.go.mcts import network_search  # noqa: E402
 from fewlabels.rl.go.net import PolicyValueNet  # noqa: E402
 from fewlabels.rl.go.rules import Rules, default_komi  # noqa: E402
 
@@ -55,8 +55,7 @@ def measure(size: int, games: int, simulations: int, batched: bool, seconds: flo
     torch.manual_seed(0)
     net = PolicyValueNet(7, size, channels, blocks, ownership=ownership).eval()
     rules = Rules(size, default_komi(size))
-    search = Search(network_evaluator(net, 3, scores=score_utility > 0), simulations, history=3, batched=batched,
-                    score_utility=score_utility)
+    search = network_search(net, 3, simulations, score_utility=score_utility, batched=batched)
     roots = positions(rules, games, np.random.default_rng(0))
     search.run(roots[:1])  # warm-up
     search.evaluated, t0, calls = 0, time.perf_counter(), 0

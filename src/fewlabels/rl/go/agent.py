@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from fewlabels.distributed import rank, rank_seed, world_size
-from fewlabels.rl.go.mcts import Search, network_evaluator
+from fewlabels.rl.go.mcts import Search, network_search
 from fewlabels.rl.go.net import PolicyValueNet
 from fewlabels.rl.go.players import PolicyPlayer
 from fewlabels.rl.go.rules import Position, Rules, default_komi
@@ -59,34 +59,30 @@ class GoAgent:
     # ---- playing -----------------------------------------------------------------------------------
     def searcher(self, simulations: int, score_utility: float | None = None) -> Search:
         """A noise-free search for play with the network: evaluation's c_puct, and the run's score
-        utility unless another λ is given (which needs the ownership head)."""
+        utility unless another λ is given (which needs the ownership head; none is used with 0
+        simulations, the network alone)."""
         from fewlabels.errors import UserError
 
         w = self.score_utility if score_utility is None else score_utility
         if w > 0 and not self.ownership:
             raise UserError(f"score utility {w} needs the expected score of an ownership head, which this run "
                             "does not have (trained with alphazero.ownership_weight 0): give 0")
-        evaluate = network_evaluator(self.net, self.history, self.device, scores=w > 0)
-        return Search(evaluate, simulations, self.cfg.eval.c_puct, history=self.history, score_utility=w)
+        return network_search(self.net, self.history, simulations, self.cfg.eval.c_puct,
+                              w if simulations else 0.0, self.device)
 
-    def batch_policy(self, simulations: int, sample_moves: int = 0, seed: int = 0,
-                     score_utility: float | None = None):
-        """(positions, games) -> actions, one per position: the most visited action of a noise-free
-        search, all the positions searched at once (each its own tree, the network called on every
-        tree's leaf in one batch, as in self-play), or with 0 simulations the network alone (its
+    def batch_policy(self, search: Search, sample_moves: int = 0, seed: int = 0):
+        """(positions, games) -> actions, one per position: the most visited action of `search` (a
+        `searcher`), all the positions searched at once (each its own tree, the network called on
+        every tree's leaf in one batch, as in self-play), or with 0 simulations the network alone (its
         most probable legal action). While fewer than `sample_moves` moves (both players', passes
         included) have been played in a game, its action is drawn instead, in proportion to the
         visit counts (the network's probabilities), never a pass, from a stream of its own seeded
         by (`seed`, game, move number): deterministic players then play different games, and a
         game's draws do not depend on which games were played before it or beside it (the
-        network's outputs may differ in their last bits with the batch they are computed in). The
-        search adds `score_utility` (default: the run's alphazero.score_utility; mcts.py)."""
-        search = self.searcher(simulations, score_utility)
-        evaluate = search.evaluate
-
+        network's outputs may differ in their last bits with the batch they are computed in)."""
         def choose(positions: list[Position], games: list[int]) -> list[int]:
-            if simulations == 0:
-                priors = evaluate(positions)[0]
+            if search.simulations == 0:
+                priors = search.evaluate(positions)[0]
                 rows = [(p.legal_mask(), prior) for p, prior in zip(positions, priors)]
             else:
                 rows = [(root.legal, root.visits) for root in search.run(positions)]
@@ -107,12 +103,13 @@ class GoAgent:
     def player(self, simulations: int, name: str = "fewlabels", sample_moves: int = 0, seed: int = 0,
                score_utility: float | None = None) -> PolicyPlayer:
         self.net.eval()
-        choose = self.batch_policy(simulations, sample_moves, seed, score_utility)
+        search = self.searcher(simulations, score_utility)
+        choose = self.batch_policy(search, sample_moves, seed)
         player = PolicyPlayer(lambda position: choose([position], [0])[0], name, history=self.history,
                               sizes=(self.rules.size,))
         player.batch_policy = choose
         player.trained_komi = self.rules.komi
-        player.score_utility = (self.score_utility if score_utility is None else score_utility) if simulations else 0.0
+        player.score_utility = search.score_utility
         return player
 
     def evaluate(self) -> dict[str, float]:

@@ -37,7 +37,7 @@ from torch.nn import functional as F
 from fewlabels.distributed import all_gather, average_gradients, per_rank, rank, world_size
 from fewlabels.rl.go.agent import GoAgent
 from fewlabels.rl.go.env import planes
-from fewlabels.rl.go.mcts import Search, network_evaluator
+from fewlabels.rl.go.mcts import network_search
 from fewlabels.rl.go.rules import ownership
 
 
@@ -104,9 +104,8 @@ class AlphaZeroExperiment(GoAgent):
         self.steps_per_call = a.parallel_games  # every rank's games
         self.temperature_moves = a.temperature_moves if a.temperature_moves is not None else g.size * g.size // 2
         alpha = a.dirichlet_alpha or 10.0 / (g.size * g.size)
-        self.search = Search(network_evaluator(self.net, n.history, device, scores=self.score_utility > 0),
-                             a.simulations, a.c_puct, alpha, a.noise_fraction, n.history,
-                             score_utility=self.score_utility)
+        self.search = network_search(self.net, n.history, a.simulations, a.c_puct, self.score_utility, device,
+                                     dirichlet_alpha=alpha, noise_fraction=a.noise_fraction)
 
     # ---- self-play -------------------------------------------------------------------------------
     def self_play(self, games: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:

@@ -247,9 +247,11 @@ def run_match(agent, opponent, games: int, size: int, komi: float, names: tuple[
         bar.update(1)
         bar.set_postfix(wins=wins, losses=losses)
 
-    def step(game, action):
-        """Send `action` (None: start) to a game and run it until it waits for the agent again:
-        ("wait", position), ("end", record) or ("failed", error). Touches nothing shared."""
+    def step(send: tuple):
+        """Send `action` (None: start) to the game of (slot, g, game, action) and run it until it
+        waits for the agent again: ("wait", position), ("end", record) or ("failed", error).
+        Touches nothing shared."""
+        game, action = send[2], send[3]
         try:
             return "wait", game.send(action)
         except StopIteration as end:
@@ -260,7 +262,7 @@ def run_match(agent, opponent, games: int, size: int, komi: float, names: tuple[
     def advance(sends: list[tuple]) -> list[int]:
         """Step every (slot, g, game, action) (at once, in threads, where `pool`); tally the games
         that end and return their slots; raise, keeping the finished games, if an opponent failed."""
-        outcomes = list(pool.map(lambda t: step(t[2], t[3]), sends) if pool else (step(t[2], t[3]) for t in sends))
+        outcomes = list((pool.map if pool else map)(step, sends))
         ended, failed = [], []
         for (slot, g, game, _), (kind, value) in zip(sends, outcomes):
             if kind == "wait":

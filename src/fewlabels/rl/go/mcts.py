@@ -185,3 +185,11 @@ def network_evaluator(net, history: int, device="cpu", scores: bool = False) -> 
         komi = np.array([p.rules.komi * p.to_play for p in positions])  # to_play: 1 Black, -1 White
         return (*out, owner.float().sum(1).cpu().numpy().astype(np.float64) - komi)
     return evaluate
+
+
+def network_search(net, history: int, simulations: int, c_puct: float = 1.5, score_utility: float = 0.0,
+                   device="cpu", **options) -> Search:
+    """A Search guided by `net` (network_evaluator), which asks the ownership head for margins
+    only where the score utility needs them; `options`: Search's noise and batching arguments."""
+    return Search(network_evaluator(net, history, device, scores=score_utility > 0), simulations, c_puct,
+                  history=history, score_utility=score_utility, **options)

@@ -236,6 +236,17 @@ def test_batched_and_one_by_one_search_give_the_same_visits():
     assert all(np.array_equal(x.visits, y.visits) for x, y in zip(a, b))
 
 
+def test_each_root_gets_its_own_simulations_and_noise():
+    """Playout-cap randomisation searches full and fast moves in one batch: every root is visited
+    exactly its own budget, and only the roots given noise move off the network's prior."""
+    rules, rng = Rules(5, 0.5), np.random.default_rng(0)
+    positions = [rules.setup(random_game(Rules(5, 0.5, 6), rng).board(), BLACK) for _ in range(3)]
+    roots = Search(uniform, simulations=16).run(positions, noise=[True, False, True], rng=rng, simulations=[16, 3, 9])
+    assert [int(r.visits.sum()) for r in roots] == [16, 3, 9]
+    expected = [uniform([p])[0][0] for p in positions]
+    assert [not np.allclose(r.prior, e) for r, e in zip(roots, expected)] == [True, False, True]
+
+
 def test_score_utility_finds_the_move_that_keeps_most_points_where_the_value_tells_no_move_apart():
     """Every position is worth 0 to the value head, so the search alone follows the uniform prior.
     The margins say that Black's first move a keeps a points (pass: none): with λ > 0 the most
@@ -333,6 +344,45 @@ def test_ownership_targets_are_the_final_owners_for_the_side_to_move_and_agree_w
             assert np.sign(score) == (z[i] if black_to_move[i] else -z[i])
     # one game's positions share one final board: ± the same targets
     assert (np.abs(own[1]) == np.abs(own[0])).all() and (own[1] == -own[0]).all()
+
+
+def test_playout_cap_randomisation_keeps_only_the_full_searches_as_training_positions(tmp_path):
+    """With full_search_fraction 0.25, about a quarter of the moves are full searches (noise,
+    `simulations`), the rest fast ones (no noise, `fast_simulations`); exactly the full ones come
+    back as positions, with the full searches' visits as policy targets."""
+    from fewlabels import config as configlib
+
+    cfg = configlib.load(go_config(tmp_path, alphazero={"simulations": 7, "fast_simulations": 2,
+                                                        "full_search_fraction": 0.25, "ownership_weight": 1.0}))
+    exp = AlphaZeroExperiment(cfg, torch.device("cpu"))
+    flags, budgets, full_pis, run = [], [], [], exp.search.run
+
+    def spy(positions, noise=False, rng=None, simulations=None):
+        roots = run(positions, noise, rng, simulations)
+        flags.extend(bool(n) for n in noise)
+        budgets.extend(int(b) for b in simulations)
+        full_pis.extend(tuple(np.float32(r.visits / r.visits.sum())) for r, n in zip(roots, noise) if n)
+        return roots
+
+    exp.search.run = spy
+    obs, pi, z, own, _ = exp.self_play(6)
+    full = np.array(flags)
+    assert set(budgets) == {7, 2} and np.array_equal(full, np.array(budgets) == 7)
+    assert len(z) == len(pi) == len(obs) == len(own) == int(full.sum())
+    assert 0.1 < full.mean() < 0.45, full.mean()  # binomial, over a few hundred moves
+    assert sorted(map(tuple, pi)) == sorted(full_pis)  # the full searches' visits, and only theirs
+
+
+def test_an_iteration_that_keeps_no_position_takes_no_gradient_step(tmp_path):
+    from fewlabels import config as configlib
+
+    cfg = configlib.load(go_config(tmp_path, alphazero={"fast_simulations": 2, "full_search_fraction": 1e-9,
+                                                        "ownership_weight": 1.0}))
+    exp = AlphaZeroExperiment(cfg, torch.device("cpu"))
+    before = [p.clone() for p in exp.net.parameters()]
+    row = exp.train_step(0)
+    assert row["updates"] == 0 and exp.buffer.size == 0 and row["game_length"] > 0
+    assert all(torch.equal(a, b) for a, b in zip(before, exp.net.parameters()))
 
 
 def test_the_ownership_head_learns_final_owners_of_unseen_games(tmp_path):
@@ -732,6 +782,8 @@ def test_alphazero_self_play_learns_to_take_the_whole_5x5_board_from_random(tmp_
                                               ("alphazero", AlphaZeroExperiment, {"ownership_weight": 1.0}),
                                               ("alphazero", AlphaZeroExperiment, {"ownership_weight": 1.0,
                                                                                   "score_utility": 0.3}),
+                                              ("alphazero", AlphaZeroExperiment, {"full_search_fraction": 0.5,
+                                                                                  "fast_simulations": 2}),
                                               ("ppo", SelfPlayPPO, {})])
 def test_sigterm_mid_run_then_resume_is_bitwise_equal_to_an_uninterrupted_run(tmp_path, monkeypatch, algo, cls,
                                                                                heads):
@@ -756,6 +808,8 @@ def test_sigterm_mid_run_then_resume_is_bitwise_equal_to_an_uninterrupted_run(tm
     ({"alphazero": {"simulations": 0}}, "alphazero.simulations"),
     ({"alphazero": {"score_utility": 0.3}}, "alphazero.score_utility is 0.3, but the expected score"),
     ({"alphazero": {"score_utility": float("inf"), "ownership_weight": 1.0}}, "give a finite weight"),
+    ({"alphazero": {"full_search_fraction": 0.25, "fast_simulations": 4}}, "a fast search must be smaller"),
+    ({"alphazero": {"full_search_fraction": 0}}, "alphazero.full_search_fraction"),
 ])
 def test_bad_go_configs_get_one_sentence_and_exit_2(tmp_path, capsys, sections, message):
     out = tmp_path / "run"

@@ -4,8 +4,11 @@ One `train_step` is one iteration:
 1. play `parallel_games` games against itself, every move chosen by PUCT search (mcts.py) with
    Dirichlet noise at the root; the first `temperature_moves` moves are sampled ∝ the visit
    counts N(s, ·), later ones take the most visited action (with `score_utility` λ > 0 the search
-   adds KataGo's score term to its values: mcts.py);
-2. store every position s with its search policy π = N(s, ·) / Σ N and the game's result z for
+   adds KataGo's score term to its values: mcts.py). With playout-cap randomisation
+   (`full_search_fraction` p < 1, KataGo's) a move is a full search only with probability p, else
+   a fast one of `fast_simulations` without noise: more moves for the same network calls, so
+   more games' results, while the policy targets keep the full search;
+2. store every (full-search) position s with its search policy π = N(s, ·) / Σ N and the game's result z for
    the side to move there (+1 win, -1 loss, 0 for OpenSpiel's repetition draw);
 3. take gradient steps on minibatches from the replay buffer (each position in one of the
    board's 8 symmetries), minimising
@@ -111,6 +114,7 @@ class AlphaZeroExperiment(GoAgent):
     def self_play(self, games: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
         """`games` games searched as one batch: (planes, π, z, final ownership) of every position
         (ownership (0, N²) without the head), and statistics."""
+        a = self.cfg.alphazero
         self.net.eval()  # batch norm on its running statistics while searching
         positions = [self.rules.new() for _ in range(games)]
         records: list[list] = [[] for _ in range(games)]
@@ -119,15 +123,19 @@ class AlphaZeroExperiment(GoAgent):
             live = [i for i, p in enumerate(positions) if not p.over]
             if not live:
                 break
-            roots = self.search.run([positions[i] for i in live], noise=True, rng=self.rng)
-            for i, root in zip(live, roots):
+            full = (self.rng.random(len(live)) < a.full_search_fraction if a.full_search_fraction < 1
+                    else np.ones(len(live), bool))
+            roots = self.search.run([positions[i] for i in live], noise=full, rng=self.rng,
+                                    simulations=np.where(full, a.simulations, a.fast_simulations))
+            for i, root, kept in zip(live, roots, full):
                 pos = positions[i]
                 pi = root.visits / root.visits.sum()
                 if len(pos.history) < self.temperature_moves:
                     action = int(self.rng.choice(len(pi), p=pi))
                 else:
                     action = int(np.argmax(root.visits))
-                records[i].append((planes(pos, self.history), pi.astype(np.float32), pos.to_play))
+                if kept:
+                    records[i].append((planes(pos, self.history), pi.astype(np.float32), pos.to_play))
                 pos.play(action, self.history)
         obs, pis, zs, owns, lengths, black_wins = [], [], [], [], [], 0
         for pos, rec in zip(positions, records):
@@ -145,8 +153,10 @@ class AlphaZeroExperiment(GoAgent):
         stats = {"game_length": float(np.mean(lengths)), "black_wins": black_wins / games,
                  "search_positions_per_s": (self.search.evaluated - evaluated) / max(seconds, 1e-9),
                  "self_play_seconds": seconds}
-        own = np.stack(owns) if owns else np.zeros((len(zs), 0), np.int8)
-        return np.stack(obs).astype(np.uint8), np.stack(pis), np.array(zs, np.float32), own, stats
+        n = len(zs)  # (0 where every move was a fast search: playout-cap randomisation, rarely)
+        return (np.array(obs, np.uint8).reshape(n, *self.buffer.obs.shape[1:]),
+                np.array(pis, np.float32).reshape(n, self.rules.actions), np.array(zs, np.float32),
+                np.array(owns, np.int8).reshape(n, self.rules.actions - 1 if self.ownership else 0), stats)
 
     # ---- learning --------------------------------------------------------------------------------
     def update(self, weight: float = 1.0) -> dict[str, float]:
@@ -197,6 +207,8 @@ class AlphaZeroExperiment(GoAgent):
         # buffer smaller than its share of the batch gives fewer: its mean loss weighs less).
         counts = all_gather(torch.tensor([len(z), min(self.batch_size, self.buffer.size)]))
         updates = max(1, round(a.replay_ratio * sum(int(c[0]) for c in counts) / a.batch_size))
+        if min(int(c[1]) for c in counts) == 0:  # a rank has kept no position yet (only fast searches)
+            return {"updates": 0.0, **stats}
         weight = len(counts) * int(counts[rank()][1]) / sum(int(c[1]) for c in counts)
         losses = [self.update(weight) for _ in range(updates)]
         means = {k: float(np.mean([one[k] for one in losses])) for k in losses[0]}

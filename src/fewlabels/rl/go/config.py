@@ -33,6 +33,11 @@ class AlphaZeroConfig:
     dirichlet_alpha: float | None = field(default=None, metadata={"gt": 0})  # None: 10 / N² (AlphaZero's scaling)
     noise_fraction: float = field(default=0.25, metadata={"ge": 0, "le": 1})
     temperature_moves: int | None = field(default=None, metadata={"ge": 0})  # moves sampled ∝ N; None: N²/2
+    # Playout-cap randomisation (KataGo, Wu 2019): each move is a full search (`simulations`, root noise,
+    # a training position) with this probability, else a fast one (`fast_simulations`, no noise, not
+    # kept); 1: every move a full search
+    full_search_fraction: float = field(default=1.0, metadata={"gt": 0, "le": 1})
+    fast_simulations: int = field(default=8, metadata={"ge": 1})
     parallel_games: int = field(default=32, metadata={"ge": 1})  # self-play games per iteration, searched as one batch
     buffer_positions: int = field(default=50_000, metadata={"ge": 1})
     batch_size: int = field(default=256, metadata={"ge": 1})
@@ -116,5 +121,9 @@ class GoConfig:
             raise UserError(f"alphazero.score_utility is {a.score_utility}, but the expected score it needs comes "
                             "from the ownership head, which this run does not have: set algo alphazero with "
                             "alphazero.ownership_weight > 0 (KataGo's 1.5), or score_utility 0")
+        if a.full_search_fraction < 1 and a.fast_simulations >= a.simulations:
+            raise UserError(f"alphazero.fast_simulations is {a.fast_simulations}, not fewer than alphazero.simulations "
+                            f"({a.simulations}): a fast search must be smaller than a full one (KataGo: about a "
+                            "sixth), or set full_search_fraction 1")
         if self.game.max_moves is not None and self.game.max_moves < self.game.size:
             raise UserError(f"game.max_moves is {self.game.max_moves}; a game needs at least {self.game.size} moves")

@@ -108,25 +108,30 @@ class Search:
         scale = 0.75 * node.position.rules.size
         return value + self.score_utility * (2 / math.pi) * math.atan((margin - c) / scale)
 
-    def run(self, positions: Sequence[Position], noise: bool = False,
-            rng: np.random.Generator | None = None) -> list[Node]:
+    def run(self, positions: Sequence[Position], noise: bool | Sequence[bool] = False,
+            rng: np.random.Generator | None = None, simulations: Sequence[int] | None = None) -> list[Node]:
         """Search every (not finished) position; returns the roots, whose `visits` are the
         search's policy (π ∝ N(s, a)) and `value_sum / visits` its action values (utilities, with score
-        utility)."""
+        utility). `noise` and `simulations` may be given per position (playout-cap randomisation:
+        full searches with noise beside fast ones without); `simulations` defaults to the search's."""
         roots = [Node(p, p.to_play) for p in positions]
+        budgets = [self.simulations] * len(roots) if simulations is None else list(simulations)
+        noisy = [noise] * len(roots) if isinstance(noise, bool) else list(noise)
         out = self._evaluate([r.position for r in roots])
         priors = out[0]
         centres = out[2] if self.score_utility else np.zeros(len(roots))  # each root's expected margin
-        for root, prior in zip(roots, priors):
+        for root, prior, noise in zip(roots, priors, noisy):
             if noise:
                 legal = root.position.legal_mask()
                 eta = np.zeros_like(prior)
                 eta[legal] = (rng or np.random.default_rng()).dirichlet([self.alpha] * int(legal.sum()))
                 prior = (1 - self.epsilon) * prior + self.epsilon * eta
             root.expand(prior)
-        for _ in range(self.simulations):
+        for simulation in range(max(budgets, default=0)):
             paths, leaves, games = [], [], []
             for g, root in enumerate(roots):
+                if simulation >= budgets[g]:
+                    continue
                 path, node = [], root
                 while node.expanded and node.terminal is None:
                     action = node.select(self.c_puct)

@@ -23,7 +23,7 @@ from fewlabels.rl.go.env import planes
 from fewlabels.rl.go.evaluation import against_random
 from fewlabels.rl.go.gtp import GTPEngine, GTPProcess
 from fewlabels.rl.go.match import gnugo_path, play_game, run_match, wilson
-from fewlabels.rl.go.mcts import Node, Search, network_evaluator
+from fewlabels.rl.go.mcts import Job, Node, Search, network_evaluator
 from fewlabels.rl.go.net import PolicyValueNet, masked_log_softmax
 from fewlabels.rl.go.players import PolicyPlayer, random_player
 from fewlabels.rl.go.ppo import SelfPlayPPO
@@ -348,29 +348,54 @@ def test_ownership_targets_are_the_final_owners_for_the_side_to_move_and_agree_w
 
 def test_playout_cap_randomisation_keeps_only_the_full_searches_as_training_positions(tmp_path):
     """With full_search_fraction 0.25, about a quarter of the moves are full searches (noise,
-    `simulations`), the rest fast ones (no noise, `fast_simulations`); exactly the full ones come
-    back as positions, with the full searches' visits as policy targets."""
+    `simulations` visits), the rest fast ones (no noise, `fast_simulations` visits); exactly the
+    full ones come back as positions, with the full searches' visits as policy targets."""
     from fewlabels import config as configlib
 
     cfg = configlib.load(go_config(tmp_path, alphazero={"simulations": 7, "fast_simulations": 2,
                                                         "full_search_fraction": 0.25, "ownership_weight": 1.0}))
     exp = AlphaZeroExperiment(cfg, torch.device("cpu"))
-    flags, budgets, full_pis, run = [], [], [], exp.search.run
+    searches, full_pis, search_games = [], [], exp.search.search_games
 
-    def spy(positions, noise=False, rng=None, simulations=None):
-        roots = run(positions, noise, rng, simulations)
-        flags.extend(bool(n) for n in noise)
-        budgets.extend(int(b) for b in simulations)
-        full_pis.extend(tuple(np.float32(r.visits / r.visits.sum())) for r, n in zip(roots, noise) if n)
-        return roots
+    def spy(jobs, settle, rng=None):
+        current = list(jobs)
 
-    exp.search.run = spy
+        def settle_spy(g, root):
+            searches.append((current[g].simulations, current[g].noise, int(root.visits.sum())))
+            if current[g].noise:
+                full_pis.append(tuple(np.float32(root.visits / root.visits.sum())))
+            current[g] = settle(g, root)
+            return current[g]
+        return search_games(jobs, settle_spy, rng)
+
+    exp.search.search_games = spy
     obs, pi, z, own, _ = exp.self_play(6)
-    full = np.array(flags)
-    assert set(budgets) == {7, 2} and np.array_equal(full, np.array(budgets) == 7)
-    assert len(z) == len(pi) == len(obs) == len(own) == int(full.sum())
-    assert 0.1 < full.mean() < 0.45, full.mean()  # binomial, over a few hundred moves
+    budget, noise, visits = map(np.array, zip(*searches))
+    assert np.array_equal(visits, budget) and set(visits) == {7, 2}  # every root searched to its own budget
+    assert np.array_equal(noise, budget == 7)
+    assert len(z) == len(pi) == len(obs) == len(own) == int(noise.sum())
+    assert 0.1 < noise.mean() < 0.45, noise.mean()  # binomial, over a few hundred moves
     assert sorted(map(tuple, pi)) == sorted(full_pis)  # the full searches' visits, and only theirs
+
+
+def test_a_fast_search_moves_its_game_on_while_a_full_one_still_searches():
+    """search_games: every round is one network call with a position from each game. Game 0 plays
+    three moves of 2 simulations (1 + 2 rounds each) in the 9 rounds of game 1's one move of 8."""
+    rules, calls, settled = Rules(5, 0.5), [], []
+
+    def evaluate(ps):
+        calls.append(len(ps))
+        return uniform(ps)
+
+    games = [rules.new(), rules.new()]
+
+    def settle(g, root):
+        settled.append((g, len(calls), int(root.visits.sum())))
+        games[g].play(int(np.argmax(root.visits)))
+        return Job(games[g], 2) if g == 0 and len(settled) < 3 else None
+
+    Search(evaluate).search_games([Job(games[0], 2), Job(games[1], 8)], settle)
+    assert settled == [(0, 3, 2), (0, 6, 2), (0, 9, 2), (1, 9, 8)] and calls == [2] * 9
 
 
 def test_an_iteration_that_keeps_no_position_takes_no_gradient_step(tmp_path):
@@ -379,6 +404,9 @@ def test_an_iteration_that_keeps_no_position_takes_no_gradient_step(tmp_path):
     cfg = configlib.load(go_config(tmp_path, alphazero={"fast_simulations": 2, "full_search_fraction": 1e-9,
                                                         "ownership_weight": 1.0}))
     exp = AlphaZeroExperiment(cfg, torch.device("cpu"))
+    obs, pi, z, own, _ = exp.self_play(2)
+    assert [(a.shape, a.dtype) for a in (obs, pi, z, own)] == [
+        ((0, 5, 5, 5), np.uint8), ((0, 26), np.float32), ((0,), np.float32), ((0, 25), np.int8)]
     before = [p.clone() for p in exp.net.parameters()]
     row = exp.train_step(0)
     assert row["updates"] == 0 and exp.buffer.size == 0 and row["game_length"] > 0
@@ -809,7 +837,7 @@ def test_sigterm_mid_run_then_resume_is_bitwise_equal_to_an_uninterrupted_run(tm
     ({"alphazero": {"score_utility": 0.3}}, "alphazero.score_utility is 0.3, but the expected score"),
     ({"alphazero": {"score_utility": float("inf"), "ownership_weight": 1.0}}, "give a finite weight"),
     ({"alphazero": {"full_search_fraction": 0.25, "fast_simulations": 4}}, "a fast search must be smaller"),
-    ({"alphazero": {"full_search_fraction": 0}}, "alphazero.full_search_fraction"),
+    ({"alphazero": {"full_search_fraction": 0}}, "alphazero.full_search_fraction is 0"),
 ])
 def test_bad_go_configs_get_one_sentence_and_exit_2(tmp_path, capsys, sections, message):
     out = tmp_path / "run"

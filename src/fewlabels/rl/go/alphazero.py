@@ -6,8 +6,9 @@ One `train_step` is one iteration:
    counts N(s, ·), later ones take the most visited action (with `score_utility` λ > 0 the search
    adds KataGo's score term to its values: mcts.py). With playout-cap randomisation
    (`full_search_fraction` p < 1, KataGo's) a move is a full search only with probability p, else
-   a fast one of `fast_simulations` without noise: more moves for the same network calls, so
-   more games' results, while the policy targets keep the full search;
+   a fast one of `fast_simulations` without noise; games move at their own pace
+   (`Search.search_games`), so fast moves give more moves, and games, for the same network calls
+   while the policy targets keep the full search;
 2. store every (full-search) position s with its search policy π = N(s, ·) / Σ N and the game's result z for
    the side to move there (+1 win, -1 loss, 0 for OpenSpiel's repetition draw);
 3. take gradient steps on minibatches from the replay buffer (each position in one of the
@@ -40,7 +41,7 @@ from torch.nn import functional as F
 from fewlabels.distributed import all_gather, average_gradients, per_rank, rank, world_size
 from fewlabels.rl.go.agent import GoAgent
 from fewlabels.rl.go.env import planes
-from fewlabels.rl.go.mcts import network_search
+from fewlabels.rl.go.mcts import Job, network_search
 from fewlabels.rl.go.rules import ownership
 
 
@@ -119,24 +120,27 @@ class AlphaZeroExperiment(GoAgent):
         positions = [self.rules.new() for _ in range(games)]
         records: list[list] = [[] for _ in range(games)]
         t0, evaluated = time.perf_counter(), self.search.evaluated
-        while True:
-            live = [i for i, p in enumerate(positions) if not p.over]
-            if not live:
-                break
-            full = (self.rng.random(len(live)) < a.full_search_fraction if a.full_search_fraction < 1
-                    else np.ones(len(live), bool))
-            roots = self.search.run([positions[i] for i in live], noise=full, rng=self.rng,
-                                    simulations=np.where(full, a.simulations, a.fast_simulations))
-            for i, root, kept in zip(live, roots, full):
-                pos = positions[i]
-                pi = root.visits / root.visits.sum()
-                if len(pos.history) < self.temperature_moves:
-                    action = int(self.rng.choice(len(pi), p=pi))
-                else:
-                    action = int(np.argmax(root.visits))
-                if kept:
-                    records[i].append((planes(pos, self.history), pi.astype(np.float32), pos.to_play))
-                pos.play(action, self.history)
+        full = [True] * games  # whether each game's current search is a full one
+
+        def next_search(g: int) -> Job | None:
+            if positions[g].over:
+                return None
+            full[g] = a.full_search_fraction >= 1 or bool(self.rng.random() < a.full_search_fraction)
+            return Job(positions[g], a.simulations if full[g] else a.fast_simulations, noise=full[g])
+
+        def settle(g: int, root) -> Job | None:
+            pos = positions[g]
+            pi = root.visits / root.visits.sum()
+            if len(pos.history) < self.temperature_moves:
+                action = int(self.rng.choice(len(pi), p=pi))
+            else:
+                action = int(np.argmax(root.visits))
+            if full[g]:
+                records[g].append((planes(pos, self.history), pi.astype(np.float32), pos.to_play))
+            pos.play(action, self.history)
+            return next_search(g)
+
+        self.search.search_games([next_search(g) for g in range(games)], settle, self.rng)
         obs, pis, zs, owns, lengths, black_wins = [], [], [], [], [], 0
         for pos, rec in zip(positions, records):
             winner = pos.winner()

@@ -41,7 +41,8 @@ class AlphaZeroConfig:
     parallel_games: int = field(default=32, metadata={"ge": 1})  # self-play games per iteration, searched as one batch
     buffer_positions: int = field(default=50_000, metadata={"ge": 1})
     batch_size: int = field(default=256, metadata={"ge": 1})
-    # gradient steps per iteration = replay_ratio × new positions / batch_size (at least one)
+    # gradient steps per iteration = replay_ratio × new positions / batch_size (at least one; none
+    # while a buffer is empty, which only playout-cap randomisation's fast moves can make)
     replay_ratio: float = field(default=4.0, metadata={"gt": 0})
     lr: float = field(default=2e-3, metadata={"gt": 0})
     weight_decay: float = field(default=1e-4, metadata={"ge": 0})

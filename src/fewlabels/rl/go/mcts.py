@@ -28,13 +28,16 @@ weights in self-play than in play.
 
 Batched: one simulation of every game's tree is a batch, so one network call evaluates a leaf
 from each game. On a CPU the network call dominates unless it is batched (benchmarks/go_search.py
-measures positions per second both ways); `batched=False` evaluates each leaf alone.
+measures positions per second both ways); `batched=False` evaluates each leaf alone. Games need
+not move together (`search_games`): a round's batch holds a new root for a game whose last
+search is done and a leaf for each other game, so searches of different sizes share the calls.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -43,6 +46,13 @@ from fewlabels.rl.go.rules import Position
 # evaluate(positions) -> (priors (B, A) over legal actions, summing to 1; values (B,) for the side to
 # move[; with score utility, expected final margins (B,) in points for the side to move])
 Evaluator = Callable[[Sequence[Position]], tuple[np.ndarray, ...]]
+
+
+class Job(NamedTuple):
+    """One search of `Search.search_games`: a root position, its simulations, root noise or not."""
+    position: Position
+    simulations: int
+    noise: bool = False
 
 
 class Node:
@@ -109,28 +119,42 @@ class Search:
         return value + self.score_utility * (2 / math.pi) * math.atan((margin - c) / scale)
 
     def run(self, positions: Sequence[Position], noise: bool | Sequence[bool] = False,
-            rng: np.random.Generator | None = None, simulations: Sequence[int] | None = None) -> list[Node]:
+            rng: np.random.Generator | None = None, simulations: int | Sequence[int] | None = None) -> list[Node]:
         """Search every (not finished) position; returns the roots, whose `visits` are the
         search's policy (π ∝ N(s, a)) and `value_sum / visits` its action values (utilities, with score
-        utility). `noise` and `simulations` may be given per position (playout-cap randomisation:
-        full searches with noise beside fast ones without); `simulations` defaults to the search's."""
-        roots = [Node(p, p.to_play) for p in positions]
-        budgets = [self.simulations] * len(roots) if simulations is None else list(simulations)
-        noisy = [noise] * len(roots) if isinstance(noise, bool) else list(noise)
-        out = self._evaluate([r.position for r in roots])
-        priors = out[0]
-        centres = out[2] if self.score_utility else np.zeros(len(roots))  # each root's expected margin
-        for root, prior, noise in zip(roots, priors, noisy):
-            if noise:
-                legal = root.position.legal_mask()
-                eta = np.zeros_like(prior)
-                eta[legal] = (rng or np.random.default_rng()).dirichlet([self.alpha] * int(legal.sum()))
-                prior = (1 - self.epsilon) * prior + self.epsilon * eta
-            root.expand(prior)
-        for simulation in range(max(budgets, default=0)):
-            paths, leaves, games = [], [], []
-            for g, root in enumerate(roots):
-                if simulation >= budgets[g]:
+        utility). `noise` and `simulations` (default: the search's) may be given per position."""
+        n = len(positions)
+        budgets = np.broadcast_to(self.simulations if simulations is None else simulations, (n,))
+        noisy = np.broadcast_to(noise, (n,))
+        roots: list[Node] = [None] * n
+
+        def settle(g: int, root: Node) -> None:
+            roots[g] = root
+
+        self.search_games([Job(p, int(b), bool(z)) for p, b, z in zip(positions, budgets, noisy)], settle, rng)
+        return roots
+
+    def search_games(self, jobs: Sequence[Job | None], settle: Callable[[int, Node], Job | None],
+                     rng: np.random.Generator | None = None) -> None:
+        """Search many games' moves at once, each game at its own pace. Every round is one
+        network call holding, for each game, either its next root or one leaf of its tree. When
+        game g's root has had its `simulations`, `settle(g, root)` plays its move and returns
+        the game's next search (a Job), or None when the game is done. With one budget for all,
+        this is the lockstep of `run`; with a fast search beside a full one (playout-cap
+        randomisation), the fast game moves on while the other still searches."""
+        jobs = list(jobs)
+        roots: list[Node | None] = [None] * len(jobs)
+        done = [0] * len(jobs)  # simulations of each game's current root
+        centres = np.zeros(len(jobs))  # each root's expected margin (score utility)
+        while any(job is not None for job in jobs):
+            batch, items = [], []  # positions to evaluate; (game, path, leaf), path None for a new root
+            for g, job in enumerate(jobs):
+                if job is None:
+                    continue
+                root = roots[g]
+                if root is None:
+                    batch.append(job.position)
+                    items.append((g, None, None))
                     continue
                 path, node = [], root
                 while node.expanded and node.terminal is None:
@@ -141,18 +165,32 @@ class Search:
                     if self.score_utility and node.margin is None:
                         node.margin = node.position.score() * node.colour
                     self._backup(path, self._utility(float(node.terminal), node.margin or 0.0, node, root, centres[g]))
+                    done[g] += 1
                 else:
-                    paths.append(path)
-                    leaves.append(node)
-                    games.append(g)
-            if not leaves:
-                continue
-            out = self._evaluate([n.position for n in leaves])
-            margins = out[2] if self.score_utility else np.zeros(len(leaves))
-            for path, leaf, g, prior, value, margin in zip(paths, leaves, games, out[0], out[1], margins):
-                leaf.expand(prior)
-                self._backup(path, self._utility(float(value), float(margin), leaf, roots[g], centres[g]))
-        return roots
+                    batch.append(node.position)
+                    items.append((g, path, node))
+            if batch:
+                out = self._evaluate(batch)
+                margins = out[2] if self.score_utility else np.zeros(len(batch))
+                for (g, path, leaf), prior, value, margin in zip(items, out[0], out[1], margins):
+                    if path is None:  # a new root
+                        roots[g] = root = Node(jobs[g].position, jobs[g].position.to_play)
+                        centres[g] = margin
+                        root.expand(self._noised(root, prior, rng) if jobs[g].noise else prior)
+                    else:
+                        leaf.expand(prior)
+                        self._backup(path, self._utility(float(value), float(margin), leaf, roots[g], centres[g]))
+                        done[g] += 1
+            for g, root in enumerate(roots):
+                if root is not None and done[g] >= jobs[g].simulations:
+                    jobs[g], roots[g], done[g] = settle(g, root), None, 0
+
+    def _noised(self, root: Node, prior: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+        """(1 - ε) P + ε Dir(α) over the legal actions."""
+        legal = root.position.legal_mask()
+        eta = np.zeros_like(prior)
+        eta[legal] = (rng or np.random.default_rng()).dirichlet([self.alpha] * int(legal.sum()))
+        return (1 - self.epsilon) * prior + self.epsilon * eta
 
     @staticmethod
     def _backup(path: list[tuple[Node, int]], value: float) -> None:

@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     exps = {arm: experiment(arm, args.config, args.games, args.run) for arm in args.arms}
-    totals = {arm: {"seconds": 0.0, "moves": 0, "games": 0, "kept": 0} for arm in args.arms}
+    totals = {arm: {"seconds": 0.0, "moves": 0, "games": 0, "kept": 0, "each": []} for arm in args.arms}
     order = []
     for _ in range(args.rounds):
         order += list(args.arms) + list(reversed(args.arms))
@@ -71,7 +71,8 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         _, _, z, _, stats = exps[arm].self_play(args.games)
         t = totals[arm]
-        t["seconds"] += time.perf_counter() - t0
+        t["each"].append(round(time.perf_counter() - t0, 2))
+        t["seconds"] += t["each"][-1]
         t["moves"] += round(stats["game_length"] * args.games)
         t["games"] += args.games
         t["kept"] += len(z)
@@ -87,6 +88,8 @@ def main(argv=None) -> int:
         row["games/min vs first"] = round(row["games/min"] / first["games/min"], 2)
         rows.append(row)
     print(markdown(rows, list(rows[0])))
+    for row in rows:
+        row["iteration seconds"] = totals[row["arm"]]["each"]
     source = Path(args.run).name if args.run else args.config
     Path(args.out).write_text(json.dumps({"network": source, "games": args.games, "rounds": args.rounds,
                                           "rows": rows}, indent=1) + "\n")

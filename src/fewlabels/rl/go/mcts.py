@@ -172,7 +172,7 @@ class Search:
             if batch:
                 out = self._evaluate(batch)
                 margins = out[2] if self.score_utility else np.zeros(len(batch))
-                for (g, path, leaf), prior, value, margin in zip(items, out[0], out[1], margins):
+                for (g, path, leaf), prior, value, margin in zip(items, out[0], out[1], margins, strict=True):
                     if path is None:  # a new root
                         roots[g] = root = Node(jobs[g].position, jobs[g].position.to_play)
                         centres[g] = margin

@@ -170,6 +170,14 @@ def test_planes_are_seen_from_the_side_to_move_with_history():
     assert x[-1].all()  # black to move
 
 
+def test_the_komi_plane_is_the_komi_of_the_side_to_move():
+    black, white = Rules(5, 6.5).new(), play(Rules(5, 6.5), "C3")
+    for pos, komi in ((black, -6.5), (white, 6.5)):
+        x = planes(pos, history=2, komi=True)
+        assert x.shape == (6, 5, 5) and np.array_equal(x[:5], planes(pos, history=2))
+        assert np.all(x[5] == np.float32(komi / 25))
+
+
 def test_two_sided_env_rewards_the_mover_and_agrees_with_openspiel():
     env = gym.make(GO_ID, size=5, komi=0.5, reward="pm1")
     rng = np.random.default_rng(0)
@@ -241,7 +249,13 @@ def test_each_root_gets_its_own_simulations_and_noise():
     exactly its own budget, and only the roots given noise move off the network's prior."""
     rules, rng = Rules(5, 0.5), np.random.default_rng(0)
     positions = [rules.setup(random_game(Rules(5, 0.5, 6), rng).board(), BLACK) for _ in range(3)]
-    roots = Search(uniform, simulations=16).run(positions, noise=[True, False, False], rng=rng, simulations=[16, 3, 9])
+    roots = [None] * 3
+
+    def settle(g, root):
+        roots[g] = root
+
+    Search(uniform).search_games([Job(p, b, z) for p, b, z in zip(positions, [16, 3, 9], [True, False, False])],
+                                 settle, rng)
     assert [int(r.visits.sum()) for r in roots] == [16, 3, 9]
     expected = [uniform([p])[0][0] for p in positions]
     assert [not np.allclose(r.prior, e) for r, e in zip(roots, expected)] == [True, False, False]
@@ -315,23 +329,31 @@ def test_the_network_evaluator_reads_the_margin_off_the_ownership_head_with_komi
     assert len(network_evaluator(net, 2)([rules.new()])) == 2
 
 
-def test_the_replay_buffer_keeps_the_newest_positions_in_a_ring_as_one_at_a_time_adds_would():
+@pytest.mark.parametrize("komi", [False, True])
+def test_the_replay_buffer_keeps_the_newest_positions_in_a_ring_as_one_at_a_time_adds_would(komi):
+    """With a komi plane the buffer keeps the 0/1 planes as bytes and the komi as one float, and
+    gives back the planes as they came."""
     from fewlabels.rl.go.alphazero import ReplayBuffer
 
-    rng, buf = np.random.default_rng(0), ReplayBuffer(5, (1, 2, 2), 5, ownership=True)
-    ring = {k: [None] * 5 for k in buf.keys}
+    rng, buf = np.random.default_rng(0), ReplayBuffer(5, (1 + komi, 2, 2), 5, ownership=True, komi=komi)
+    ring = {k: [None] * 5 for k in ("obs", *buf.keys)}
     slot, size = 0, 0
     for n in (3, 4, 7, 1, 5):  # wraps, overfills, fills exactly
-        batch = {"obs": rng.integers(0, 2, (n, 1, 2, 2)).astype(np.uint8), "pi": rng.random((n, 5), np.float32),
-                 "z": rng.choice([-1.0, 1.0], n).astype(np.float32), "own": rng.integers(-1, 2, (n, 4)).astype(np.int8)}
-        buf.add(batch["obs"], batch["pi"], batch["z"], batch["own"])
+        stones = rng.integers(0, 2, (n, 1, 2, 2)).astype(np.float32)
+        komis = ((rng.integers(-20, 20, n) + 0.5) / 49).astype(np.float32)  # komi / N², as planes() gives it
+        obs = np.concatenate([stones, np.broadcast_to(komis[:, None, None, None], (n, 1, 2, 2))], 1) if komi else stones
+        batch = {"obs": obs, "pi": rng.random((n, 5), np.float32), "z": rng.choice([-1.0, 1.0], n).astype(np.float32),
+                 "own": rng.integers(-1, 2, (n, 4)).astype(np.int8), "komi": komis}
+        buf.add(batch["obs"].astype(np.float32 if komi else np.uint8), batch["pi"], batch["z"], batch["own"])
         for i in range(n):  # the reference: one position at a time
-            for k in buf.keys:
+            for k in ring:
                 ring[k][slot] = batch[k][i]
             slot, size = (slot + 1) % 5, min(size + 1, 5)
         assert (buf.next, buf.size) == (slot, size)
         for k in buf.keys:
-            assert np.array_equal(getattr(buf, k)[:size], np.stack(ring[k][:size])), (n, k)
+            stored = getattr(buf, k)[:size]
+            assert np.array_equal(stored, np.stack(ring[k][:size])[:, :1] if k == "obs" else np.stack(ring[k][:size]))
+        assert np.array_equal(buf.planes(np.arange(size)), np.stack(ring["obs"][:size]).astype(np.float32)), n
 
 
 def test_symmetries_move_stones_and_policy_together_and_keep_pass():
@@ -370,11 +392,15 @@ def test_ownership_targets_are_the_final_owners_for_the_side_to_move_and_agree_w
 def test_playout_cap_randomisation_keeps_only_the_full_searches_as_training_positions(tmp_path):
     """With full_search_fraction 0.25, about a quarter of the moves are full searches (noise,
     `simulations` visits), the rest fast ones (no noise, `fast_simulations` visits); exactly the
-    full ones come back as positions, with the full searches' visits as policy targets."""
+    full ones come back as positions, with the full searches' visits as policy targets. Every
+    move here is a temperature move, yet a fast search plays its most visited move (sampled from
+    8 visits on 7x7, a pass came up often enough that early self-play games ended after a few
+    moves; KataGo keeps a lower temperature there: docs/go.md)."""
     from fewlabels import config as configlib
 
     cfg = configlib.load(go_config(tmp_path, alphazero={"simulations": 7, "fast_simulations": 2,
-                                                        "full_search_fraction": 0.25, "ownership_weight": 1.0}))
+                                                        "full_search_fraction": 0.25, "ownership_weight": 1.0,
+                                                        "temperature_moves": 1000}))
     exp = AlphaZeroExperiment(cfg, torch.device("cpu"))
     searches, full_pis, search_games = [], [], exp.search.search_games
 
@@ -386,21 +412,61 @@ def test_playout_cap_randomisation_keeps_only_the_full_searches_as_training_posi
             noised = not np.allclose(root.prior, np.where(root.legal, network, 0.0))  # the root's, not the Job's
             if root.legal.sum() == 1:  # (noise over one legal move leaves it at 1)
                 noised = current[g].noise
-            searches.append((current[g].simulations, noised, int(root.visits.sum())))
             if current[g].noise:
                 full_pis.append(tuple(np.float32(root.visits / root.visits.sum())))
+            job, best = current[g], int(np.argmax(root.visits))
             current[g] = settle(g, root)
+            searches.append((job.simulations, noised, int(root.visits.sum()), root.position.history[-1] == best))
             return current[g]
         return search_games(jobs, settle_spy, rng)
 
     exp.search.search_games = spy
     obs, pi, z, own, _ = exp.self_play(6)
-    budget, noise, visits = map(np.array, zip(*searches))
+    budget, noise, visits, greedy = map(np.array, zip(*searches))
+    assert greedy[budget == 2].all() and not greedy[budget == 7].all()  # fast: the best; full: sampled
     assert np.array_equal(visits, budget) and set(visits) == {7, 2}  # every root searched to its own budget
     assert np.array_equal(noise, budget == 7)
     assert len(z) == len(pi) == len(obs) == len(own) == int(noise.sum())
     assert 0.1 < noise.mean() < 0.45, noise.mean()  # binomial, over a few hundred moves
     assert sorted(map(tuple, pi)) == sorted(full_pis)  # the full searches' visits, and only theirs
+
+
+def test_komi_randomisation_gives_each_game_its_own_komi_which_the_network_sees(tmp_path):
+    """komi_spread: every self-play game draws its komi (the run's plus whole points); each kept
+    position's komi plane holds its own game's komi, the replay buffer gives the planes back
+    exactly, and play passes the game's komi to the network."""
+    from fewlabels import config as configlib
+
+    cfg = configlib.load(go_config(tmp_path, net={"komi_plane": True},
+                                   alphazero={"komi_spread": 4.0, "parallel_games": 12, "ownership_weight": 1.0}))
+    exp = AlphaZeroExperiment(cfg, torch.device("cpu"))
+    drawn, game_rules = [], exp.game_rules
+    exp.game_rules = lambda: drawn.append(game_rules()) or drawn[-1]
+    obs, pi, z, own, _ = exp.self_play(12)
+    assert obs.dtype == np.float32 and obs.shape[1] == 6
+    sign = np.where(obs[:, 4, 0, 0] == 1, -1.0, 1.0)  # Black to move receives -komi
+    komi = np.round(obs[:, 5, 0, 0] * 25 * sign, 4)
+    assert np.allclose(obs[:, 5], obs[:, 5, :1, :1]) and set(komi) == {r.komi for r in drawn}
+    assert len(set(komi)) >= 3 and all((k - 24.5) % 1 == 0 for k in komi)  # 24.5 moved by whole points
+    assert max(komi) == 24.5  # a komi over 25 (N²) would be a game Black cannot win: none above the run's
+    exp.buffer.add(obs, pi, z, own)
+    assert np.array_equal(exp.buffer.planes(np.arange(len(z))), obs)
+    assert all(np.isfinite(v) for v in exp.update().values())
+    search = exp.searcher(0)
+    low, high = (search.evaluate([Rules(5, k).new()])[1][0] for k in (0.5, 40.5))
+    assert low != high
+
+
+def test_a_search_of_a_finished_game_is_refused_not_looped():
+    """A Job whose position is over has no move: passed in, its root was settled with no visits
+    (a NaN π in self-play); returned by settle, the search went round without end. search_games
+    says so instead."""
+    rules = Rules(5, 0.5)
+    over = play(rules, "pass", "pass")
+    with pytest.raises(ValueError, match="finished game"):
+        Search(uniform, 4).search_games([Job(over, 4)], lambda g, root: None)
+    with pytest.raises(ValueError, match="finished game"):
+        Search(uniform, 4).search_games([Job(rules.new(), 4)], lambda g, root: Job(over, 4))
 
 
 def test_a_fast_search_moves_its_game_on_while_a_full_one_still_searches():
@@ -837,11 +903,13 @@ def test_alphazero_self_play_learns_to_take_the_whole_5x5_board_from_random(tmp_
                                                                                   "score_utility": 0.3}),
                                               ("alphazero", AlphaZeroExperiment, {"full_search_fraction": 0.5,
                                                                                   "fast_simulations": 2}),
+                                              ("alphazero", AlphaZeroExperiment, {"komi_spread": 3.0}),
                                               ("ppo", SelfPlayPPO, {})])
 def test_sigterm_mid_run_then_resume_is_bitwise_equal_to_an_uninterrupted_run(tmp_path, monkeypatch, algo, cls,
                                                                                heads):
+    net = {"komi_plane": True} if "komi_spread" in heads else {}
     cfg = go_config(tmp_path, algo=algo, train={"steps": 12, "checkpoint_every": 100},
-                    alphazero=heads,
+                    alphazero=heads, net=net,
                     ppo={"parallel_games": 4, "pool_every": 4, "minibatch_size": 32},
                     eval={"games": 2, "simulations": 0})
     straight, broken = tmp_path / "straight", tmp_path / "broken"
@@ -863,6 +931,8 @@ def test_sigterm_mid_run_then_resume_is_bitwise_equal_to_an_uninterrupted_run(tm
     ({"alphazero": {"score_utility": float("inf"), "ownership_weight": 1.0}}, "give a finite weight"),
     ({"alphazero": {"full_search_fraction": 0.25, "fast_simulations": 4}}, "a fast search must be smaller"),
     ({"alphazero": {"full_search_fraction": 0}}, "alphazero.full_search_fraction is 0"),
+    ({"alphazero": {"komi_spread": 2.0}}, "alphazero.komi_spread is 2.0, but a network that cannot see the komi"),
+    ({"alphazero": {"komi_spread": float("inf")}, "net": {"komi_plane": True}}, "alphazero.komi_spread is inf"),
 ])
 def test_bad_go_configs_get_one_sentence_and_exit_2(tmp_path, capsys, sections, message):
     out = tmp_path / "run"

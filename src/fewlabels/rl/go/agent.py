@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from fewlabels.distributed import rank, rank_seed, world_size
+from fewlabels.rl.go.env import input_planes
 from fewlabels.rl.go.mcts import Search, network_search
 from fewlabels.rl.go.net import PolicyValueNet
 from fewlabels.rl.go.players import PolicyPlayer
@@ -33,10 +34,10 @@ class GoAgent:
         self.cfg, self.device = cfg, device
         g, n = cfg.game, cfg.net
         self.rules = Rules(g.size, default_komi(g.size) if g.komi is None else g.komi, g.max_moves)
-        self.history = n.history
+        self.history, self.komi_plane = n.history, n.komi_plane
         self.ownership = cfg.algo == "alphazero" and cfg.alphazero.ownership_weight > 0
         self.score_utility = cfg.alphazero.score_utility if self.ownership else 0.0  # the search's λ (mcts.py)
-        self.net = PolicyValueNet(2 * n.history + 1, g.size, n.channels, n.blocks, norm=n.norm,
+        self.net = PolicyValueNet(input_planes(n.history, n.komi_plane), g.size, n.channels, n.blocks, norm=n.norm,
                                   ownership=self.ownership).to(device)
         # Under torchrun each rank plays its own games: its own stream (rank 0's is one process's).
         self.rng = np.random.default_rng(rank_seed(cfg.seed))
@@ -53,7 +54,8 @@ class GoAgent:
         n = self.cfg.net
         norm = "" if n.norm == "batch" else f" norm={n.norm}"
         heads = " ownership" if self.ownership else ""
-        return (f"go-{self.cfg.algo} size={self.rules.size} history={n.history} channels={n.channels} "
+        komi = " komi-plane" if n.komi_plane else ""
+        return (f"go-{self.cfg.algo} size={self.rules.size} history={n.history}{komi} channels={n.channels} "
                 f"blocks={n.blocks}{norm}{heads}")
 
     # ---- playing -----------------------------------------------------------------------------------
@@ -68,7 +70,7 @@ class GoAgent:
             raise UserError(f"score utility {w} needs the expected score of an ownership head, which this run "
                             "does not have (trained with alphazero.ownership_weight 0): give 0")
         return network_search(self.net, self.history, simulations, self.cfg.eval.c_puct,
-                              w if simulations else 0.0, self.device)
+                              w if simulations else 0.0, self.device, komi=self.komi_plane)
 
     def batch_policy(self, search: Search, sample_moves: int = 0, seed: int = 0):
         """(positions, games) -> actions, one per position: the most visited action of `search` (a

@@ -6,9 +6,11 @@ One `train_step` is one iteration:
    counts N(s, ·), later ones take the most visited action (with `score_utility` λ > 0 the search
    adds KataGo's score term to its values: mcts.py). With playout-cap randomisation
    (`full_search_fraction` p < 1, KataGo's) a move is a full search only with probability p, else
-   a fast one of `fast_simulations` without noise; games move at their own pace
-   (`Search.search_games`), so fast moves give more moves, and games, for the same network calls
-   while the policy targets keep the full search;
+   a fast one of `fast_simulations` without noise that plays its most visited move; games move at
+   their own pace (`Search.search_games`), so fast moves give more moves, and games, for the same
+   network calls while the policy targets keep the full search. With `komi_spread` > 0 (KataGo's
+   komi randomisation; the network sees the komi in an input plane, `net.komi_plane`) each game
+   has its own komi around the run's;
 2. store every (full-search) position s with its search policy π = N(s, ·) / Σ N and the game's result z for
    the side to move there (+1 win, -1 loss, 0 for OpenSpiel's repetition draw);
 3. take gradient steps on minibatches from the replay buffer (each position in one of the
@@ -32,6 +34,8 @@ buffer: resumed under N processes its positions are dealt out among the ranks.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 
 import numpy as np
@@ -40,21 +44,24 @@ from torch.nn import functional as F
 
 from fewlabels.distributed import all_gather, average_gradients, per_rank, rank, world_size
 from fewlabels.rl.go.agent import GoAgent
-from fewlabels.rl.go.env import planes
+from fewlabels.rl.go.env import input_planes, planes
 from fewlabels.rl.go.mcts import Job, network_search
-from fewlabels.rl.go.rules import ownership
+from fewlabels.rl.go.rules import Rules, ownership
 
 
 class ReplayBuffer:
-    """The last `capacity` positions: planes (0/1, stored as uint8), π, z, and the final owner of
-    every point for the side to move (int8, N²; kept only with an ownership head)."""
+    """The last `capacity` positions: planes (0/1, stored as uint8), π, z, the final owner of every
+    point for the side to move (int8, N²; kept only with an ownership head) and, with `komi` (the
+    planes' last is the komi plane, constant over the board), that plane's value (float32)."""
 
-    def __init__(self, capacity: int, shape: tuple[int, ...], actions: int, ownership: bool = False):
-        self.obs = np.zeros((capacity, *shape), np.uint8)
+    def __init__(self, capacity: int, shape: tuple[int, ...], actions: int, ownership: bool = False,
+                 komi: bool = False):
+        self.obs = np.zeros((capacity, shape[0] - komi, *shape[1:]), np.uint8)
         self.pi = np.zeros((capacity, actions), np.float32)
         self.z = np.zeros(capacity, np.float32)
         self.own = np.zeros((capacity, actions - 1) if ownership else (0,), np.int8)
-        self.keys = ("obs", "pi", "z", "own") if ownership else ("obs", "pi", "z")
+        self.komi = np.zeros(capacity if komi else 0, np.float32)
+        self.keys = ("obs", "pi", "z") + ("own",) * ownership + ("komi",) * komi
         self.size = self.next = 0
 
     def add(self, obs: np.ndarray, pi: np.ndarray, z: np.ndarray, own: np.ndarray) -> None:
@@ -64,10 +71,20 @@ class ReplayBuffer:
             obs, pi, z, own = obs[-cap:], pi[-cap:], z[-cap:], own[-cap:]
             self.next, n = (self.next + n - cap) % cap, cap
         at = (self.next + np.arange(n)) % cap
-        self.obs[at], self.pi[at], self.z[at] = obs, pi, z
+        self.obs[at], self.pi[at], self.z[at] = obs[:, :self.obs.shape[1]], pi, z
         if "own" in self.keys:
             self.own[at] = own
+        if "komi" in self.keys:
+            self.komi[at] = obs[:, -1, 0, 0]
         self.next, self.size = (self.next + n) % cap, min(self.size + n, cap)
+
+    def planes(self, idx: np.ndarray) -> np.ndarray:
+        """The stored positions' planes (float32), the komi plane rebuilt where there is one."""
+        x = self.obs[idx].astype(np.float32)
+        if "komi" not in self.keys:
+            return x
+        plane = np.broadcast_to(self.komi[idx][:, None, None, None], (len(idx), 1, *x.shape[2:]))
+        return np.concatenate([x, plane], 1)
 
     def state_dict(self) -> dict:
         return {**{k: getattr(self, k)[: self.size] for k in self.keys}, "next": self.next}
@@ -103,21 +120,31 @@ class AlphaZeroExperiment(GoAgent):
         self.games_per_call = per_rank(a.parallel_games, "alphazero.parallel_games")
         self.batch_size = per_rank(a.batch_size, "alphazero.batch_size")
         capacity = -(-a.buffer_positions // world_size())
-        self.buffer = ReplayBuffer(capacity, (2 * n.history + 1, g.size, g.size), self.rules.actions,
-                                   self.ownership)
+        self.obs_shape = (input_planes(n.history, n.komi_plane), g.size, g.size)
+        self.buffer = ReplayBuffer(capacity, self.obs_shape, self.rules.actions, self.ownership, n.komi_plane)
         self.steps_per_call = a.parallel_games  # every rank's games
         self.temperature_moves = a.temperature_moves if a.temperature_moves is not None else g.size * g.size // 2
         alpha = a.dirichlet_alpha or 10.0 / (g.size * g.size)
         self.search = network_search(self.net, n.history, a.simulations, a.c_puct, self.score_utility, device,
-                                     dirichlet_alpha=alpha, noise_fraction=a.noise_fraction)
+                                     komi=n.komi_plane, dirichlet_alpha=alpha, noise_fraction=a.noise_fraction)
 
     # ---- self-play -------------------------------------------------------------------------------
+    def game_rules(self) -> Rules:
+        """A self-play game's rules: the run's, with komi_spread > 0 its komi moved by a whole
+        number of points drawn from N(0, spread²), rounded (so a komi of x.5 still has no draws),
+        and kept within ±N² (beyond, one side cannot win whatever is played)."""
+        spread, komi, area = self.cfg.alphazero.komi_spread, self.rules.komi, self.rules.size ** 2
+        if spread == 0:
+            return self.rules
+        points = min(max(round(float(self.rng.normal(0.0, spread))), math.ceil(-area - komi)), math.floor(area - komi))
+        return dataclasses.replace(self.rules, komi=komi + points)
+
     def self_play(self, games: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
         """`games` games searched as one batch: (planes, π, z, final ownership) of every position
         (ownership (0, N²) without the head), and statistics."""
         a = self.cfg.alphazero
         self.net.eval()  # batch norm on its running statistics while searching
-        positions = [self.rules.new() for _ in range(games)]
+        positions = [self.game_rules().new() for _ in range(games)]
         records: list[list] = [[] for _ in range(games)]
         t0, evaluated = time.perf_counter(), self.search.evaluated
         full = [True] * games  # whether each game's current search is a full one
@@ -131,12 +158,12 @@ class AlphaZeroExperiment(GoAgent):
         def settle(g: int, root) -> Job | None:
             pos = positions[g]
             pi = root.visits / root.visits.sum()
-            if len(pos.history) < self.temperature_moves:
+            if full[g] and len(pos.history) < self.temperature_moves:  # a fast search explores nothing
                 action = int(self.rng.choice(len(pi), p=pi))
             else:
                 action = int(np.argmax(root.visits))
             if full[g]:
-                records[g].append((planes(pos, self.history), pi.astype(np.float32), pos.to_play))
+                records[g].append((planes(pos, self.history, self.komi_plane), pi.astype(np.float32), pos.to_play))
             pos.play(action, self.history)
             return next_search(g)
 
@@ -158,7 +185,7 @@ class AlphaZeroExperiment(GoAgent):
                  "search_positions_per_s": (self.search.evaluated - evaluated) / max(seconds, 1e-9),
                  "self_play_seconds": seconds}
         n = len(zs)  # (0 where every move was a fast search: playout-cap randomisation, rarely)
-        return (np.array(obs, np.uint8).reshape(n, *self.buffer.obs.shape[1:]),
+        return (np.array(obs, np.float32 if self.komi_plane else np.uint8).reshape(n, *self.obs_shape),
                 np.array(pis, np.float32).reshape(n, self.rules.actions), np.array(zs, np.float32),
                 np.array(owns, np.int8).reshape(n, self.rules.actions - 1 if self.ownership else 0), stats)
 
@@ -167,7 +194,7 @@ class AlphaZeroExperiment(GoAgent):
         """One gradient step on a minibatch from the replay buffer (this rank's share of it)."""
         a = self.cfg.alphazero
         idx = self.rng.integers(0, self.buffer.size, size=min(self.batch_size, self.buffer.size))
-        x = torch.from_numpy(self.buffer.obs[idx].astype(np.float32)).to(self.device)
+        x = torch.from_numpy(self.buffer.planes(idx)).to(self.device)
         pi = torch.from_numpy(self.buffer.pi[idx]).to(self.device)
         z = torch.from_numpy(self.buffer.z[idx]).to(self.device)
         own = torch.from_numpy(self.buffer.own[idx].astype(np.float32)).to(self.device) if self.ownership else None

@@ -24,6 +24,7 @@ class GoNetConfig:
     blocks: int = field(default=3, metadata={"ge": 0})
     history: int = field(default=3, metadata={"ge": 1})  # positions in the observation (ko needs 2)
     norm: Literal["batch", "none"] = "batch"  # AlphaZero's batch norm; PPO needs none (net.py says why)
+    komi_plane: bool = False  # one more input plane: the komi of the side to move (env.planes)
 
 
 @dataclass
@@ -34,10 +35,14 @@ class AlphaZeroConfig:
     noise_fraction: float = field(default=0.25, metadata={"ge": 0, "le": 1})
     temperature_moves: int | None = field(default=None, metadata={"ge": 0})  # moves sampled ∝ N; None: N²/2
     # Playout-cap randomisation (KataGo, Wu 2019): each move is a full search (`simulations`, root noise,
-    # a training position) with this probability, else a fast one (`fast_simulations`, no noise, not
-    # kept); 1: every move a full search
+    # a training position) with this probability, else a fast one (`fast_simulations`, no noise, its
+    # most visited move even among the temperature moves (KataGo's keep a lower temperature: docs/go.md),
+    # not kept); 1: every move a full search
     full_search_fraction: float = field(default=1.0, metadata={"gt": 0, "le": 1})
     fast_simulations: int = field(default=8, metadata={"ge": 1})
+    # > 0: each self-play game's komi is game.komi plus a whole number of points, round(N(0, spread²))
+    # (KataGo randomises komi), so that both colours play games they can win; needs net.komi_plane
+    komi_spread: float = field(default=0.0, metadata={"ge": 0})
     parallel_games: int = field(default=32, metadata={"ge": 1})  # self-play games per iteration, searched as one batch
     buffer_positions: int = field(default=50_000, metadata={"ge": 1})
     batch_size: int = field(default=256, metadata={"ge": 1})
@@ -126,5 +131,11 @@ class GoConfig:
             raise UserError(f"alphazero.fast_simulations is {a.fast_simulations}, not fewer than alphazero.simulations "
                             f"({a.simulations}): a fast search must be smaller than a full one (KataGo: about a "
                             "sixth), or set full_search_fraction 1")
+        if not math.isfinite(a.komi_spread):
+            raise UserError(f"alphazero.komi_spread is {a.komi_spread}; give a finite number of points (0: off; 2)")
+        if a.komi_spread > 0 and (self.algo != "alphazero" or not self.net.komi_plane):
+            raise UserError(f"alphazero.komi_spread is {a.komi_spread}, but a network that cannot see the komi would "
+                            "learn noise from games of other komi: set net.komi_plane true (with algo alphazero), "
+                            "or komi_spread 0")
         if self.game.max_moves is not None and self.game.max_moves < self.game.size:
             raise UserError(f"game.max_moves is {self.game.max_moves}; a game needs at least {self.game.size} moves")

@@ -32,16 +32,25 @@ from fewlabels.rl.go.rules import BLACK, Position, Rules, default_komi
 GO_ID = "fewlabels/Go-v0"
 
 
-def planes(position: Position, history: int = 3) -> np.ndarray:
+def input_planes(history: int, komi: bool = False) -> int:
+    """How many planes `planes(position, history, komi)` has."""
+    return 2 * history + 1 + int(komi)
+
+
+def planes(position: Position, history: int = 3, komi: bool = False) -> np.ndarray:
     """(2 * history + 1, N, N) float32: own stones, opponent stones, for each of the last `history`
-    positions (older ones empty before the game's start), then ones when Black is to move."""
+    positions (older ones empty before the game's start), then ones when Black is to move; with
+    `komi`, one more plane: the komi the side to move receives, over N² (+komi / N² for White,
+    -komi / N² for Black; KataGo's input: a network that can play any komi)."""
     n = position.rules.size
     me = position.to_play or BLACK
-    out = np.zeros((2 * history + 1, n, n), np.float32)
+    out = np.zeros((input_planes(history, komi), n, n), np.float32)
     for t, board in enumerate(position.boards[:history]):
         out[2 * t] = board == me
         out[2 * t + 1] = board == -me
-    out[-1] = me == BLACK
+    out[2 * history] = me == BLACK
+    if komi:
+        out[-1] = -me * position.rules.komi / (n * n)
     return out
 
 

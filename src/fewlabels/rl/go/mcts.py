@@ -118,20 +118,16 @@ class Search:
         scale = 0.75 * node.position.rules.size
         return value + self.score_utility * (2 / math.pi) * math.atan((margin - c) / scale)
 
-    def run(self, positions: Sequence[Position], noise: bool | Sequence[bool] = False,
-            rng: np.random.Generator | None = None, simulations: int | Sequence[int] | None = None) -> list[Node]:
-        """Search every (not finished) position; returns the roots, whose `visits` are the
-        search's policy (π ∝ N(s, a)) and `value_sum / visits` its action values (utilities, with score
-        utility). `noise` and `simulations` (default: the search's) may be given per position."""
-        n = len(positions)
-        budgets = np.broadcast_to(self.simulations if simulations is None else simulations, (n,))
-        noisy = np.broadcast_to(noise, (n,))
-        roots: list[Node] = [None] * n
+    def run(self, positions: Sequence[Position]) -> list[Node]:
+        """Search every position (a finished one is refused) with the search's budget and no root noise;
+        returns the roots, whose `visits` are the search's policy (π ∝ N(s, a)) and
+        `value_sum / visits` its action values (utilities, with score utility)."""
+        roots: list[Node] = [None] * len(positions)
 
         def settle(g: int, root: Node) -> None:
             roots[g] = root
 
-        self.search_games([Job(p, int(b), bool(z)) for p, b, z in zip(positions, budgets, noisy)], settle, rng)
+        self.search_games([Job(p, self.simulations) for p in positions], settle)
         return roots
 
     def search_games(self, jobs: Sequence[Job | None], settle: Callable[[int, Node], Job | None],
@@ -141,8 +137,9 @@ class Search:
         game g's root has had its `simulations`, `settle(g, root)` plays its move and returns
         the game's next search (a Job), or None when the game is done. With one budget for all,
         this is the lockstep of `run`; with a fast search beside a full one (playout-cap
-        randomisation), the fast game moves on while the other still searches."""
-        jobs = list(jobs)
+        randomisation), the fast game moves on while the other still searches. A finished game
+        has no move to search: a Job for one is refused (ValueError)."""
+        jobs = [_unfinished(job) for job in jobs]
         roots: list[Node | None] = [None] * len(jobs)
         done = [0] * len(jobs)  # simulations of each game's current root
         centres = np.zeros(len(jobs))  # each root's expected margin (score utility)
@@ -183,7 +180,7 @@ class Search:
                         done[g] += 1
             for g, root in enumerate(roots):
                 if root is not None and done[g] >= jobs[g].simulations:
-                    jobs[g], roots[g], done[g] = settle(g, root), None, 0
+                    jobs[g], roots[g], done[g] = _unfinished(settle(g, root)), None, 0
 
     def _noised(self, root: Node, prior: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
         """(1 - ε) P + ε Dir(α) over the legal actions."""
@@ -201,8 +198,16 @@ class Search:
             node.value_sum[action] += value
 
 
-def network_evaluator(net, history: int, device="cpu", scores: bool = False) -> Evaluator:
-    """evaluate() of a PolicyValueNet: planes in, masked softmax priors and values out (eval mode);
+def _unfinished(job: Job | None) -> Job | None:
+    if job is not None and job.position.over:
+        raise ValueError(f"a search of a finished game (after {len(job.position.history)} moves): it has no move "
+                         "to search; give None for a game that is over")
+    return job
+
+
+def network_evaluator(net, history: int, device="cpu", scores: bool = False, komi: bool = False) -> Evaluator:
+    """evaluate() of a PolicyValueNet: planes in (`komi`: with the komi plane), masked softmax
+    priors and values out (eval mode);
     with `scores` (a network with an ownership head) also each position's expected final margin
     for the side to move: Σ ô - komi for Black, Σ ô + komi for White (ô from the side to move)."""
     import torch
@@ -210,7 +215,7 @@ def network_evaluator(net, history: int, device="cpu", scores: bool = False) -> 
     from fewlabels.rl.go.env import planes
 
     def evaluate(positions: Sequence[Position]) -> tuple[np.ndarray, ...]:
-        x = torch.from_numpy(np.stack([planes(p, history) for p in positions])).to(device)
+        x = torch.from_numpy(np.stack([planes(p, history, komi) for p in positions])).to(device)
         mask = torch.from_numpy(np.stack([p.legal_mask() for p in positions])).to(device)
         was_training = net.training
         if was_training:  # (switching modes walks every module: only when needed)
@@ -225,14 +230,15 @@ def network_evaluator(net, history: int, device="cpu", scores: bool = False) -> 
         out = prior.nan_to_num(0.0).cpu().numpy().astype(np.float64), value.float().cpu().numpy()
         if not scores:
             return out
-        komi = np.array([p.rules.komi * p.to_play for p in positions])  # to_play: 1 Black, -1 White
-        return (*out, owner.float().sum(1).cpu().numpy().astype(np.float64) - komi)
+        given = np.array([p.rules.komi * p.to_play for p in positions])  # to_play: 1 Black, -1 White
+        return (*out, owner.float().sum(1).cpu().numpy().astype(np.float64) - given)
     return evaluate
 
 
 def network_search(net, history: int, simulations: int, c_puct: float = 1.5, score_utility: float = 0.0,
-                   device="cpu", **options) -> Search:
-    """A Search guided by `net` (network_evaluator), which asks the ownership head for margins
-    only where the score utility needs them; `options`: Search's noise and batching arguments."""
-    return Search(network_evaluator(net, history, device, scores=score_utility > 0), simulations, c_puct,
+                   device="cpu", komi: bool = False, **options) -> Search:
+    """A Search guided by `net` (network_evaluator; `komi`: a network with the komi plane), which
+    asks the ownership head for margins only where the score utility needs them; `options`:
+    Search's noise and batching arguments."""
+    return Search(network_evaluator(net, history, device, scores=score_utility > 0, komi=komi), simulations, c_puct,
                   history=history, score_utility=score_utility, **options)

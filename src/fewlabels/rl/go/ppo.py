@@ -54,7 +54,7 @@ class SelfPlayPPO(GoAgent):
     @torch.no_grad()
     def _sample(self, net, positions) -> tuple[np.ndarray, ...]:
         """Actions sampled from net's masked policy: (obs, masks, actions, log π, V)."""
-        obs = np.stack([planes(p, self.history) for p in positions])
+        obs = np.stack([planes(p, self.history, self.komi_plane) for p in positions])
         masks = np.stack([p.legal_mask() for p in positions])
         logits, value = net(torch.from_numpy(obs).to(self.device))
         logp_all = masked_log_softmax(logits.float(), torch.from_numpy(masks).to(self.device))

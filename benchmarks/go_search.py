@@ -13,6 +13,10 @@ benchmarks/results/go_search.json.
 
 adds a third row per board and G: the batched search with score utility λ (mcts.py; the network
 with an ownership head in every row), and its cost as a ratio to the batched row without it.
+
+    python benchmarks/go_search.py --sizes 7 --games 64 --gumbel 16 --out ...json
+
+does the same for Gumbel AlphaZero's search (m = 16 considered root moves) against PUCT.
 """
 
 from __future__ import annotations
@@ -50,12 +54,13 @@ def positions(rules: Rules, games: int, rng: np.random.Generator) -> list:
 
 
 def measure(size: int, games: int, simulations: int, batched: bool, seconds: float, score_utility: float = 0.0,
-            ownership: bool = False) -> dict:
+            ownership: bool = False, gumbel_actions: int = 0) -> dict:
     channels, blocks = NETS[size]
     torch.manual_seed(0)
     net = PolicyValueNet(7, size, channels, blocks, ownership=ownership).eval()
     rules = Rules(size, default_komi(size))
-    search = network_search(net, 3, simulations, score_utility=score_utility, batched=batched)
+    search = network_search(net, 3, simulations, score_utility=score_utility, batched=batched,
+                            gumbel_actions=gumbel_actions)
     roots = positions(rules, games, np.random.default_rng(0))
     search.run(roots[:1])  # warm-up
     search.evaluated, t0, calls = 0, time.perf_counter(), 0
@@ -65,7 +70,8 @@ def measure(size: int, games: int, simulations: int, batched: bool, seconds: flo
     dt = time.perf_counter() - t0
     return {"board": f"{size}x{size}", "net": f"{channels}x{blocks}", "games": games, "simulations": simulations,
             "network calls": ("one per batch" if batched else "one per leaf")
-            + (f", score utility {score_utility:g}" if score_utility else ""),
+            + (f", score utility {score_utility:g}" if score_utility else "")
+            + (f", Gumbel m = {gumbel_actions}" if gumbel_actions else ""),
             "positions/s": round(search.evaluated / dt), "moves searched/s": round(calls * games / dt, 1)}
 
 
@@ -77,6 +83,8 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=4.0, help="per measurement")
     p.add_argument("--score-utility", type=float, default=0.0, metavar="W",
                    help="also the batched search with score utility W (an ownership head in every row's network)")
+    p.add_argument("--gumbel", type=int, default=0, metavar="M",
+                   help="also the batched search of Gumbel AlphaZero with M considered root moves")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "go_search.json"))
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -91,11 +99,17 @@ def main(argv=None) -> int:
                 scored["speed-up"] = round(scored["positions/s"] / pair[0]["positions/s"], 2)
                 scored["cost"] = round(pair[1]["positions/s"] / scored["positions/s"], 2)
                 pair.append(scored)
+            if args.gumbel:
+                gumbel = measure(size, games, args.simulations, True, args.seconds, args.score_utility, own,
+                                 args.gumbel)
+                gumbel["speed-up"] = round(gumbel["positions/s"] / pair[0]["positions/s"], 2)
+                gumbel["cost"] = round(pair[-1]["positions/s"] / gumbel["positions/s"], 2)
+                pair.append(gumbel)
             rows += pair
             print(markdown(pair, list(pair[1])), flush=True)
     print()
     print(markdown(rows, ["board", "net", "games", "simulations", "network calls", "positions/s", "moves searched/s",
-                          "speed-up"] + (["cost"] if args.score_utility > 0 else [])))
+                          "speed-up"] + (["cost"] if args.score_utility > 0 or args.gumbel else [])))
     Path(args.out).write_text(json.dumps(rows, indent=1) + "\n")
     return 0
 

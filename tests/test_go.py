@@ -23,7 +23,7 @@ from fewlabels.rl.go.env import planes
 from fewlabels.rl.go.evaluation import against_random
 from fewlabels.rl.go.gtp import GTPEngine, GTPProcess
 from fewlabels.rl.go.match import gnugo_path, play_game, run_match, wilson
-from fewlabels.rl.go.mcts import Job, Node, Search, network_evaluator
+from fewlabels.rl.go.mcts import Job, Node, Search, considered_visits, network_evaluator
 from fewlabels.rl.go.net import PolicyValueNet, masked_log_softmax
 from fewlabels.rl.go.players import PolicyPlayer, random_player
 from fewlabels.rl.go.ppo import SelfPlayPPO
@@ -206,6 +206,12 @@ def test_env_against_random_alternates_colours_and_refuses_illegal_moves():
 
 
 # ---- search and AlphaZero's parts ---------------------------------------------------------------------
+def random_position(size, rng):
+    """A position of a random game 0-30 moves in, set up afresh with Black to move (not over)."""
+    played = random_game(Rules(size, 0.5, int(rng.integers(1, 31))), rng)
+    return Rules(size, 0.5).setup(played.board(), BLACK)
+
+
 def uniform(positions):
     priors = np.stack([p.legal_mask() / p.legal_mask().sum() for p in positions]).astype(np.float64)
     return priors, np.zeros(len(positions))
@@ -319,6 +325,126 @@ def test_score_utility_is_centred_on_the_roots_margin_and_scores_finished_games_
     assert int(np.argmax(ends.visits)) == 25 and q == pytest.approx(1 + 0.3 * 2 / np.pi * np.arctan(0.5 / 3.75))
 
 
+def test_sequential_halving_halves_the_considered_actions_and_spends_the_budget_on_the_survivors():
+    """Gumbel AlphaZero's root: 16 actions considered, 32 simulations: one visit each, then one
+    more for the best 8, then two more each for the best 4 (mctx's schedule)."""
+    assert considered_visits(16, 32) == (0,) * 16 + (1,) * 8 + (2,) * 4 + (3,) * 4
+    assert considered_visits(4, 10) == (0, 0, 0, 0, 1, 1, 2, 2, 3, 3)
+    assert considered_visits(1, 3) == (0, 1, 2)
+    root = Search(uniform, 32, gumbel_actions=16).run([Rules(5, 0.5).new()])[0]
+    assert sorted(root.visits, reverse=True)[:17] == [4] * 4 + [2] * 4 + [1] * 8 + [0]
+
+
+def test_gumbel_search_finds_a_move_the_prior_almost_rules_out_and_puts_its_policy_there():
+    """One Black move wins (the position after it is worth -0.9 to White), but the prior gives it
+    0.1 %. With 52 simulations PUCT never visits it (π = N / ΣN gives it nothing); Gumbel
+    AlphaZero considers every legal move once (m = 26) and its improved policy
+    π' = softmax(logit + σ(q̂)) makes it the likeliest move, with Gumbel noise as without; without
+    noise it is the move played."""
+    rules, winning = Rules(5, 0.5), 12
+
+    def evaluate(ps):
+        priors = np.stack([p.legal_mask() * 1.0 for p in ps])
+        priors[:, winning] = 0.001 * priors[:, :].sum(1) / 0.999
+        priors /= priors.sum(1, keepdims=True)
+        return priors, np.array([-0.9 if p.history == (winning,) else 0.0 for p in ps])
+
+    puct = Search(evaluate, 52)
+    assert puct.run([rules.new()])[0].visits[winning] == 0
+    for noise in (False, True):
+        search, roots = Search(evaluate, 52, gumbel_actions=26), []
+        search.search_games([Job(rules.new(), 52, noise)], lambda g, root, out=roots: out.append(root),
+                            np.random.default_rng(3))
+        pi = search.policy(roots[0])
+        assert int(np.argmax(pi)) == winning and pi[winning] > 0.1  # 100x its prior
+        assert np.isclose(pi.sum(), 1.0) and (pi > 0).all()  # mass on every legal move, visited or not
+        if not noise:  # (with noise the move is about a draw from π': the Gumbel-max trick)
+            assert search.best(roots[0]) == winning
+
+
+def test_the_improved_policy_moves_mass_by_the_rescaled_q_and_leaves_unvisited_moves_their_prior_ratios():
+    """Two visited moves, Q +0.5 and -0.5 (the extremes of the completed Q, rescaled to 1 and 0);
+    the others unvisited, completed by the mixed value. π'(a) / π'(b) = P(a) / P(b) · exp(σ(a) - σ(b)),
+    σ = (50 + max N) · 0.1 · q̂."""
+    root = Node(Rules(5, 0.5).new(), BLACK)
+    prior = np.linspace(1, 2, 26)
+    root.expand(prior / prior.sum())
+    root.value = 0.2
+    root.visits[[3, 9]] = [6, 2]
+    root.value_sum[[3, 9]] = [3.0, -1.0]  # Q(3) = 0.5, Q(9) = -0.5
+    pi = Search(uniform, gumbel_actions=4).policy(root)
+    ratio = pi / root.prior
+    assert np.isclose(ratio[3] / ratio[9], np.exp(56 * 0.1))
+    unvisited = np.delete(np.arange(26), [3, 9])
+    assert np.allclose(ratio[unvisited], ratio[unvisited[0]])  # one mixed value for all of them
+    mixed = (0.2 + 8 * (root.prior[3] * 0.5 - root.prior[9] * 0.5) / (root.prior[3] + root.prior[9])) / 9
+    assert np.isclose(np.log(ratio[unvisited[0]] / ratio[9]), 5.6 * (mixed + 0.5))
+
+
+def test_below_the_root_gumbel_visits_follow_the_improved_policy():
+    """Below the root a simulation takes argmax π'(a) - N(a) / (1 + ΣN), so the visit counts follow
+    π'. Where every move is worth what the network says the node is, π' is the prior, and 300
+    simulations share out by it within one visit a move (PUCT's, with its √ΣN / (1 + N), were off
+    by 1.5 to 2.5 visits on such priors). With values apart, the visits go to better moves than
+    the prior's (where each is tried, the improved policy sharpens fast as the visits grow: σ's
+    scale is 50 + max N)."""
+    prior = np.random.default_rng(0).dirichlet(np.ones(26))
+
+    def simulate(q):
+        node = Node(Rules(5, 0.5).new(), BLACK)
+        node.expand(prior)
+        node.value = 0.1
+        for _ in range(300):
+            a = Search._interior_action(node)
+            node.visits[a] += 1
+            node.value_sum[a] += q[a]
+        return node.visits / 300
+
+    assert np.abs(simulate(np.full(26, 0.1)) - prior).max() <= 1 / 300
+    q = np.linspace(-0.6, 0.6, 26)
+    assert simulate(q) @ q > prior @ q + 0.1
+
+
+def test_the_interior_selection_picks_the_improved_policys_most_under_visited_move_on_random_nodes():
+    """_interior_action works in floats over the visited moves only; on 2,000 random 7x7 nodes
+    (positions of random games, so some moves illegal; sharp, flat and uniform priors; some
+    values tied; at times every legal move visited) it picks what the whole-board formula
+    argmax π'(a) - N(a) / (1 + ΣN) picks, π' = Search.policy, ties to the lower index."""
+    rng, search = np.random.default_rng(0), Search(uniform, gumbel_actions=4)
+    for t in range(2000):
+        prior = np.full(50, 0.02) if t % 3 == 0 else rng.dirichlet(np.full(50, rng.choice([0.05, 1.0, 10.0])))
+        node = Node(random_position(7, rng), BLACK)
+        node.expand(prior)
+        node.value = rng.normal() * 0.3
+        legal = np.flatnonzero(node.legal)
+        seen = rng.choice(legal, rng.integers(0, len(legal) + 1), replace=False)
+        node.visits[seen] = rng.integers(1, 6, len(seen))
+        node.value_sum[seen] = node.visits[seen] * (rng.choice([-1, 0, 0.5, 1], len(seen)) if t % 2
+                                                    else rng.uniform(-1, 1, len(seen)))
+        score = search.policy(node) - node.visits / (1 + node.visits.sum())
+        assert Search._interior_action(node) == int(np.argmax(np.where(node.legal, score, -np.inf))), t
+
+
+def test_the_root_selection_over_candidates_is_the_whole_board_one():
+    """Sequential Halving's choice among the moves with a given visit count, worked out over the
+    candidates in floats, is the whole-board argmax of g + logit + σ(q̂) on 2,000 random 7x7 roots
+    (positions of random games, some moves illegal; with and without Gumbel noise)."""
+    from fewlabels.rl.go.mcts import _considered_best, _considered_best_fast
+
+    rng = np.random.default_rng(1)
+    for t in range(2000):
+        prior = np.full(50, 0.02) if t % 3 == 0 else rng.dirichlet(np.full(50, rng.choice([0.05, 1.0, 10.0])))
+        root = Node(random_position(7, rng), BLACK)
+        root.expand(prior)
+        root.value, root.gumbel = rng.normal() * 0.3, rng.gumbel(size=50) * (t % 5 > 0)
+        legal = np.flatnonzero(root.legal)
+        seen = rng.choice(legal, rng.integers(0, len(legal) + 1), replace=False)
+        root.visits[seen] = rng.integers(1, 4, len(seen))
+        root.value_sum[seen] = root.visits[seen] * rng.uniform(-1, 1, len(seen))
+        for visits in {*[0] * (len(seen) < len(legal)), *root.visits[seen].astype(int).tolist()}:  # with candidates
+            assert _considered_best_fast(root, visits) == _considered_best(root, visits), (t, visits)
+
+
 def test_the_network_evaluator_reads_the_margin_off_the_ownership_head_with_komi_for_the_side_to_move():
     net = PolicyValueNet(5, 5, 8, 1, ownership=True)
     torch.nn.init.zeros_(net.ownership.weight)
@@ -429,6 +555,38 @@ def test_playout_cap_randomisation_keeps_only_the_full_searches_as_training_posi
     assert len(z) == len(pi) == len(obs) == len(own) == int(noise.sum())
     assert 0.1 < noise.mean() < 0.45, noise.mean()  # binomial, over a few hundred moves
     assert sorted(map(tuple, pi)) == sorted(full_pis)  # the full searches' visits, and only theirs
+
+
+def test_gumbel_self_play_learns_from_the_improved_policy_and_plays_sequential_halvings_winner(tmp_path):
+    """gumbel_actions: every kept position's target is the search's improved policy π' (mass on
+    legal moves no simulation visited, unlike N / ΣN), every root has its own Gumbel noise (no
+    Dirichlet: the prior is the network's), and after the temperature moves the move played is
+    Sequential Halving's winner."""
+    from fewlabels import config as configlib
+
+    cfg = configlib.load(go_config(tmp_path, alphazero={"simulations": 8, "gumbel_actions": 4,
+                                                        "temperature_moves": 2}))
+    exp = AlphaZeroExperiment(cfg, torch.device("cpu"))
+    seen, search_games = [], exp.search.search_games
+
+    def spy(jobs, settle, rng=None):
+        def settle_spy(g, root):
+            network = exp.search.evaluate([root.position])[0][0]
+            moved, best = len(root.position.history), exp.search.best(root)
+            seen.append((tuple(np.float32(exp.search.policy(root))), root.gumbel.copy(), root.visits.copy(),
+                         np.allclose(root.prior, np.where(root.legal, network, 0.0))))
+            job = settle(g, root)
+            seen[-1] += (moved < 2 or root.position.history[moved] == best,)
+            return job
+        return search_games(jobs, settle_spy, rng)
+
+    exp.search.search_games = spy
+    obs, pi, z, own, _ = exp.self_play(4)
+    targets, gumbels, visits, unnoised, winners = zip(*seen)
+    assert sorted(map(tuple, pi)) == sorted(targets) and all(unnoised) and all(winners)
+    assert all(np.unique(g).size > 1 for g in gumbels)  # a Gumbel draw per move
+    assert any(((np.array(t) > 0) & (v == 0)).any() for t, v in zip(targets, visits))
+    assert np.allclose(pi.sum(1), 1.0)
 
 
 def test_komi_randomisation_gives_each_game_its_own_komi_which_the_network_sees(tmp_path):
@@ -878,10 +1036,11 @@ def test_gnugo_plays_complete_games_against_fewlabels_gtp_with_legal_moves_and_a
 
 
 @pytest.mark.slow(seconds=45)
-def test_alphazero_self_play_learns_to_take_the_whole_5x5_board_from_random(tmp_path):
+@pytest.mark.parametrize("search", [[], ["--set", "alphazero.gumbel_actions=16"]], ids=["puct", "gumbel"])
+def test_alphazero_self_play_learns_to_take_the_whole_5x5_board_from_random(tmp_path, search):
     """With komi 24.5, Black wins only by owning all 25 points. 256 self-play games (about 35 s on
-    one core) take the search (32 simulations) as Black from the untrained network's rate to at
-    least 90 % (60 games as Black, played at once)."""
+    one core; Gumbel AlphaZero's search 1.2x that) take the search (32 simulations) as Black from
+    the untrained network's rate to at least 90 % (60 games as Black, played at once)."""
     from fewlabels import config as configlib
     from fewlabels.loop import open_run
 
@@ -891,9 +1050,9 @@ def test_alphazero_self_play_learns_to_take_the_whole_5x5_board_from_random(tmp_
     out = tmp_path / "run"
     assert main(["train", "go/go5_alphazero", "--out", str(out), "--device", "cpu", "--set", "train.steps=256",
                  "--set", "alphazero.simulations=16", "--set", "train.eval_every=0", "--set", "eval.games=2",
-                 "--set", "eval.simulations=0", "--set", "eval.network_alone=false"]) == 0
+                 "--set", "eval.simulations=0", "--set", "eval.network_alone=false", *search]) == 0
     trained = against_random(open_run(str(out), "cpu")[2], 32, 120, seed=7)["as_black"]
-    assert trained >= 0.9 and trained >= untrained + 0.15, (untrained, trained)  # measured: 0.57 -> 0.98
+    assert trained >= 0.9 and trained >= untrained + 0.15, (untrained, trained)  # measured: 0.57 -> 0.98 (Gumbel 0.97)
 
 
 # ---- resume and bad input ---------------------------------------------------------------------------------
@@ -904,6 +1063,7 @@ def test_alphazero_self_play_learns_to_take_the_whole_5x5_board_from_random(tmp_
                                               ("alphazero", AlphaZeroExperiment, {"full_search_fraction": 0.5,
                                                                                   "fast_simulations": 2}),
                                               ("alphazero", AlphaZeroExperiment, {"komi_spread": 3.0}),
+                                              ("alphazero", AlphaZeroExperiment, {"gumbel_actions": 4}),
                                               ("ppo", SelfPlayPPO, {})])
 def test_sigterm_mid_run_then_resume_is_bitwise_equal_to_an_uninterrupted_run(tmp_path, monkeypatch, algo, cls,
                                                                                heads):

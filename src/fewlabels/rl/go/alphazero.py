@@ -1,17 +1,21 @@
 """AlphaZero-style self-play on small boards (Silver et al. 2018), as one experiment of the loop.
 
 One `train_step` is one iteration:
-1. play `parallel_games` games against itself, every move chosen by PUCT search (mcts.py) with
-   Dirichlet noise at the root; the first `temperature_moves` moves are sampled ∝ the visit
-   counts N(s, ·), later ones take the most visited action (with `score_utility` λ > 0 the search
+1. play `parallel_games` games against itself, every move chosen by PUCT search (mcts.py; or
+   Gumbel AlphaZero's, below) with Dirichlet noise at the root; the first `temperature_moves`
+   moves are sampled ∝ the visit counts N(s, ·), later ones take the most visited action (with
+   `score_utility` λ > 0 the search
    adds KataGo's score term to its values: mcts.py). With playout-cap randomisation
    (`full_search_fraction` p < 1, KataGo's) a move is a full search only with probability p, else
    a fast one of `fast_simulations` without noise that plays its most visited move; games move at
    their own pace (`Search.search_games`), so fast moves give more moves, and games, for the same
    network calls while the policy targets keep the full search. With `komi_spread` > 0 (KataGo's
    komi randomisation; the network sees the komi in an input plane, `net.komi_plane`) each game
-   has its own komi around the run's;
-2. store every (full-search) position s with its search policy π = N(s, ·) / Σ N and the game's result z for
+   has its own komi around the run's. With `gumbel_actions` m > 0 the search is Gumbel AlphaZero's
+   (mcts.py): Gumbel noise at the root instead of Dirichlet, Sequential Halving's winner as the
+   move after the temperature moves (which are still sampled ∝ N, as DeepMind trained Go), and
+   its improved policy π' as the target instead of N / ΣN;
+2. store every (full-search) position s with its search policy π = N(s, ·) / Σ N (or π') and the game's result z for
    the side to move there (+1 win, -1 loss, 0 for OpenSpiel's repetition draw);
 3. take gradient steps on minibatches from the replay buffer (each position in one of the
    board's 8 symmetries), minimising
@@ -126,7 +130,8 @@ class AlphaZeroExperiment(GoAgent):
         self.temperature_moves = a.temperature_moves if a.temperature_moves is not None else g.size * g.size // 2
         alpha = a.dirichlet_alpha or 10.0 / (g.size * g.size)
         self.search = network_search(self.net, n.history, a.simulations, a.c_puct, self.score_utility, device,
-                                     komi=n.komi_plane, dirichlet_alpha=alpha, noise_fraction=a.noise_fraction)
+                                     komi=n.komi_plane, dirichlet_alpha=alpha, noise_fraction=a.noise_fraction,
+                                     gumbel_actions=a.gumbel_actions)
 
     # ---- self-play -------------------------------------------------------------------------------
     def game_rules(self) -> Rules:
@@ -157,11 +162,12 @@ class AlphaZeroExperiment(GoAgent):
 
         def settle(g: int, root) -> Job | None:
             pos = positions[g]
-            pi = root.visits / root.visits.sum()
+            pi = self.search.policy(root)  # the policy target: N / ΣN, or Gumbel AlphaZero's π'
             if full[g] and len(pos.history) < self.temperature_moves:  # a fast search explores nothing
-                action = int(self.rng.choice(len(pi), p=pi))
+                visits = root.visits / root.visits.sum()
+                action = int(self.rng.choice(len(visits), p=visits))
             else:
-                action = int(np.argmax(root.visits))
+                action = self.search.best(root)
             if full[g]:
                 records[g].append((planes(pos, self.history, self.komi_plane), pi.astype(np.float32), pos.to_play))
             pos.play(action, self.history)

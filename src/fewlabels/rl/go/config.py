@@ -43,6 +43,10 @@ class AlphaZeroConfig:
     # > 0: each self-play game's komi is game.komi plus a whole number of points, round(N(0, spread²))
     # (KataGo randomises komi), so that both colours play games they can win; needs net.komi_plane
     komi_spread: float = field(default=0.0, metadata={"ge": 0})
+    # > 0: Gumbel AlphaZero (Danihelka 2022, mcts.py) in self-play: Sequential Halving over this many root actions
+    # drawn by Gumbel noise (not Dirichlet: dirichlet_alpha and noise_fraction unused) chooses the moves after the
+    # temperature moves, and π is the improved policy softmax(logit + σ(q̂)). 0: PUCT, π = N / ΣN
+    gumbel_actions: int = field(default=0, metadata={"ge": 0})
     parallel_games: int = field(default=32, metadata={"ge": 1})  # self-play games per iteration, searched as one batch
     buffer_positions: int = field(default=50_000, metadata={"ge": 1})
     batch_size: int = field(default=256, metadata={"ge": 1})

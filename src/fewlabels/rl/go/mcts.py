@@ -26,6 +26,24 @@ s from a score head (its mean and spread, u the expectation over a normal), c fr
 recent average shrunk towards 0, a static term centred on 0 beside the dynamic one, and other
 weights in self-play than in play.
 
+Gumbel AlphaZero (off unless `gumbel_actions` m > 0; Danihelka et al. 2022, "Policy improvement
+by planning with Gumbel"): with few simulations a visit count says little, and AlphaZero's π ∝ N
+need not improve on the prior. At the root, m actions are drawn without replacement by the
+Gumbel-top-k trick (g(a) ~ Gumbel(0, 1) for a search with noise, g = 0 without; no Dirichlet
+noise), and Sequential Halving spends the simulations on them: in ⌈log2 m⌉ phases of about
+n / (⌈log2 m⌉ · k) visits for each of the k actions left, keeping the better half by
+g(a) + logit(a) + σ(q̂(a)) after each. Its winner (the best of the most visited) is the move,
+and the policy target is
+
+    π' = softmax(logit + σ(q̂)),   σ(q̂) = (c_visit + max_b N(b)) · c_scale · q̂,
+
+with q̂ the completed Q-values: Q(a) where N(a) > 0, else the mixed value
+v_mix = (v̂ + ΣN · Σ_{N(b)>0} P(b) Q(b) / Σ_{N(b)>0} P(b)) / (1 + ΣN), v̂ the network's value of
+the node; min-max rescaled to [0, 1] over the legal moves and v_mix. Below the root each
+simulation takes argmax_a π'(a) - N(a) / (1 + ΣN), the improved policy's most under-visited
+action. c_visit 50, c_scale 0.1 (DeepMind's mctx library's defaults). With score utility every Q
+and v̂ is a utility.
+
 Batched: one simulation of every game's tree is a batch, so one network call evaluates a leaf
 from each game. On a CPU the network call dominates unless it is batched (benchmarks/go_search.py
 measures positions per second both ways); `batched=False` evaluates each leaf alone. Games need
@@ -35,6 +53,7 @@ search is done and a leaf for each other game, so searches of different sizes sh
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
@@ -46,6 +65,8 @@ from fewlabels.rl.go.rules import Position
 # evaluate(positions) -> (priors (B, A) over legal actions, summing to 1; values (B,) for the side to
 # move[; with score utility, expected final margins (B,) in points for the side to move])
 Evaluator = Callable[[Sequence[Position]], tuple[np.ndarray, ...]]
+C_VISIT, C_SCALE = 50.0, 0.1  # Gumbel AlphaZero's σ(q̂) = (c_visit + max N) · c_scale · q̂
+TINY = np.finfo(np.float64).tiny
 
 
 class Job(NamedTuple):
@@ -56,7 +77,8 @@ class Job(NamedTuple):
 
 
 class Node:
-    __slots__ = ("position", "colour", "prior", "visits", "value_sum", "children", "legal", "terminal", "margin")
+    __slots__ = ("position", "colour", "prior", "visits", "value_sum", "children", "legal", "terminal", "margin",
+                 "value", "logits", "gumbel", "legal_stats", "gumbel_order")
 
     def __init__(self, position: Position, colour: int):
         self.position, self.colour = position, colour
@@ -65,6 +87,11 @@ class Node:
         # the result for the side to move when the game is over here (1, -1 or 0); None otherwise
         self.terminal = position.winner() * colour if position.over else None
         self.margin: float | None = None  # a finished game's Tromp-Taylor margin for the side to move, once asked
+        self.value: float | None = None  # the network's value (utility) here, for the side to move, once expanded
+        self.logits: np.ndarray | None = None  # log prior, -inf where illegal (Gumbel AlphaZero; on first use)
+        self.gumbel: np.ndarray | None = None  # a Gumbel search's root: its g(a)
+        self.legal_stats: tuple[list[int], float] | None = None  # (legal moves by prior, Σ max(P, tiny)), once used
+        self.gumbel_order: list[int] | None = None  # a Gumbel root's legal moves by g + logit, once used
 
     @property
     def expanded(self) -> bool:
@@ -92,10 +119,11 @@ class Node:
 class Search:
     def __init__(self, evaluate: Evaluator, simulations: int = 64, c_puct: float = 1.5,
                  dirichlet_alpha: float = 0.3, noise_fraction: float = 0.25, history: int = 3,
-                 batched: bool = True, score_utility: float = 0.0):
+                 batched: bool = True, score_utility: float = 0.0, gumbel_actions: int = 0):
         self.evaluate, self.simulations, self.c_puct = evaluate, simulations, c_puct
         self.alpha, self.epsilon, self.keep, self.batched = dirichlet_alpha, noise_fraction, history, batched
         self.score_utility = score_utility  # λ; > 0 needs an evaluator that gives margins
+        self.gumbel_actions = gumbel_actions  # m > 0: Gumbel AlphaZero's root with m considered actions; 0: PUCT
         self.evaluated = 0  # positions through the network, for speed figures
 
     def _evaluate(self, positions: list[Position]) -> tuple[np.ndarray, ...]:
@@ -120,8 +148,8 @@ class Search:
 
     def run(self, positions: Sequence[Position]) -> list[Node]:
         """Search every position (a finished one is refused) with the search's budget and no root noise;
-        returns the roots, whose `visits` are the search's policy (π ∝ N(s, a)) and
-        `value_sum / visits` its action values (utilities, with score utility)."""
+        returns the roots, whose `visits` are PUCT's policy (π ∝ N(s, a); `policy(root)` is the
+        search's, Gumbel's too) and `value_sum / visits` its action values (utilities, with score utility)."""
         roots: list[Node] = [None] * len(positions)
 
         def settle(g: int, root: Node) -> None:
@@ -155,7 +183,12 @@ class Search:
                     continue
                 path, node = [], root
                 while node.expanded and node.terminal is None:
-                    action = node.select(self.c_puct)
+                    if not self.gumbel_actions:
+                        action = node.select(self.c_puct)
+                    elif node is root:
+                        action = self._root_action(root, job.simulations)
+                    else:
+                        action = self._interior_action(node)
                     path.append((node, action))
                     node = node.child(action, self.keep)
                 if node.terminal is not None:
@@ -172,15 +205,71 @@ class Search:
                 for (g, path, leaf), prior, value, margin in zip(items, out[0], out[1], margins, strict=True):
                     if path is None:  # a new root
                         roots[g] = root = Node(jobs[g].position, jobs[g].position.to_play)
-                        centres[g] = margin
-                        root.expand(self._noised(root, prior, rng) if jobs[g].noise else prior)
+                        centres[g], root.value = margin, float(value)  # (its utility: the centre is its own margin)
+                        if not self.gumbel_actions:
+                            root.expand(self._noised(root, prior, rng) if jobs[g].noise else prior)
+                        else:
+                            root.expand(prior)
+                            root.gumbel = ((rng or np.random.default_rng()).gumbel(size=len(prior)) if jobs[g].noise
+                                           else np.zeros(len(prior)))
                     else:
                         leaf.expand(prior)
-                        self._backup(path, self._utility(float(value), float(margin), leaf, roots[g], centres[g]))
+                        leaf.value = self._utility(float(value), float(margin), leaf, roots[g], centres[g])
+                        self._backup(path, leaf.value)
                         done[g] += 1
             for g, root in enumerate(roots):
                 if root is not None and done[g] >= jobs[g].simulations:
                     jobs[g], roots[g], done[g] = _unfinished(settle(g, root)), None, 0
+
+    # ---- what a finished search says ----------------------------------------------------------------
+    def policy(self, root: Node) -> np.ndarray:
+        """The search's policy at a searched root, the training target: N / ΣN (PUCT), or Gumbel
+        AlphaZero's improved policy softmax(logit + σ(q̂))."""
+        if not self.gumbel_actions:
+            return root.visits / root.visits.sum()
+        return _softmax(_logits(root) + _sigma_completed_q(root))
+
+    def best(self, root: Node) -> int:
+        """The move of a searched root: the most visited (PUCT), or of the most visited the best by
+        g + logit + σ(q̂) (Gumbel AlphaZero: Sequential Halving's winner)."""
+        if not self.gumbel_actions:
+            return int(np.argmax(root.visits))
+        return _considered_best(root, root.visits.max())
+
+    # ---- Gumbel AlphaZero's action selection ----------------------------------------------------------
+    def _root_action(self, root: Node, simulations: int) -> int:
+        """Sequential Halving: the next simulation goes to the best considered move, by g + logit +
+        σ(q̂), among those with the visit count this simulation's phase has reached
+        (`_considered_best` over the board; here over the candidates only, a test compares them)."""
+        m = min(self.gumbel_actions, len((root.legal_stats or _legal_stats(root))[0]))
+        return _considered_best_fast(root, considered_visits(m, simulations)[int(root.visits.sum())])
+
+    @staticmethod
+    def _interior_action(node: Node) -> int:
+        """argmax_a π'(a) - N(a) / (1 + ΣN), π' the improved policy. Every unvisited move has the
+        same completed Q (the mixed value), so there π' ∝ P and only the unvisited legal move of
+        largest prior can win; the rest is a loop over the visited moves, few below the root. The
+        same choice as softmax(logit + σ(q̂)) over the board (a test compares them) in plain
+        Python floats: with whole-board arrays this took 4× PUCT's selection."""
+        order, legal_prior = node.legal_stats or _legal_stats(node)
+        if not node.visits.any():  # π' is the prior
+            return order[0]
+        seen, ns, ps, qs, n, mixed, unvisited, high, slope = _completed(node)
+        weights = [p * math.exp(slope * (q - high)) for p, q in zip(ps, qs)]  # π' × its normaliser
+        rest = math.exp(slope * (mixed - high)) if unvisited else 0.0  # an unvisited move's, per unit of P
+        p_seen = sum(ps)
+        total = sum(weights) + rest * (legal_prior - p_seen)
+        action, score = -1, -math.inf
+        for a, w, count in zip(seen, weights, ns):  # (seen is in index order: ties go to the lower index)
+            if w / total - count / (1.0 + n) > score:
+                action, score = a, w / total - count / (1.0 + n)
+        if unvisited:
+            visited = set(seen)
+            other = next(a for a in order if a not in visited)
+            other_score = rest * max(float(node.prior[other]), TINY) / total
+            if other_score > score or (other_score == score and other < action):
+                action = other
+        return action
 
     def _noised(self, root: Node, prior: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
         """(1 - ε) P + ε Dir(α) over the legal actions."""
@@ -196,6 +285,100 @@ class Search:
             value = -value
             node.visits[action] += 1.0
             node.value_sum[action] += value
+
+
+@functools.lru_cache(maxsize=64)
+def considered_visits(m: int, simulations: int) -> tuple[int, ...]:
+    """Sequential Halving's schedule for m considered actions: for each simulation, the visit count
+    an action must have to be given it. Phases of max(1, ⌊n / (⌈log2 m⌉ · k)⌋) rounds, a round
+    one visit to each of the k actions left, then k halves (to no fewer than 2); the schedule is
+    cut at n simulations. With m = 1 the one action gets them all."""
+    if m <= 1:
+        return tuple(range(simulations))
+    phases, k, reached, schedule = math.ceil(math.log2(m)), m, 0, []
+    while len(schedule) < simulations:
+        for _ in range(max(1, simulations // (phases * k))):
+            schedule += [reached] * k
+            reached += 1
+        k = max(2, k // 2)
+    return tuple(schedule[:simulations])
+
+
+def _legal_stats(node: Node) -> tuple[list[int], float]:
+    """Cached on the node: its legal moves by prior, largest first (ties: lower index first), and
+    Σ max(P, tiny) over them."""
+    legal = np.flatnonzero(node.legal)
+    order = legal[np.argsort(-node.prior[legal], kind="stable")].tolist()
+    node.legal_stats = order, float(np.maximum(node.prior[legal], TINY).sum())
+    return node.legal_stats
+
+
+def _completed(node: Node) -> tuple:
+    """The completed Q of a node with visits, in floats over its visited moves: those moves (index
+    order), their N, max(P, tiny) and Q; ΣN; the mixed value; whether a legal move is unvisited;
+    the highest completed Q, and σ's slope: σ(q̂(a)) = slope · (Q(a) - high) + a constant."""
+    seen = np.flatnonzero(node.visits).tolist()
+    ns = node.visits[seen].tolist()
+    ps = [max(p, TINY) for p in node.prior[seen].tolist()]
+    qs = [total / count for total, count in zip(node.value_sum[seen].tolist(), ns)]
+    n = sum(ns)
+    mixed = (node.value + n * sum(p * q for p, q in zip(ps, qs)) / sum(ps)) / (1.0 + n)
+    unvisited = len(seen) < len((node.legal_stats or _legal_stats(node))[0])
+    high = max(*qs, mixed)  # (the mixed value in the range even where every move was visited: mctx's)
+    slope = (C_VISIT + max(ns)) * C_SCALE / max(high - min(*qs, mixed), 1e-8)
+    return seen, ns, ps, qs, n, mixed, unvisited, high, slope
+
+
+def _logits(node: Node) -> np.ndarray:
+    if node.logits is None:
+        node.logits = np.where(node.legal, np.log(np.maximum(node.prior, TINY)), -np.inf)
+    return node.logits
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max())
+    return e / e.sum()
+
+
+def _sigma_completed_q(node: Node) -> np.ndarray:
+    """σ(q̂) = (c_visit + max N) · c_scale · q̂: Q where visited, else the mixed value, min-max
+    rescaled over the legal moves and the mixed value. The mixed value stays in the range even
+    where every legal move was visited, as in mctx, whose illegal moves (there on any board with
+    a stone) are completed by it; illegal moves' logits are -inf here."""
+    visited, n = node.visits > 0, node.visits.sum()
+    q = node.value_sum / np.maximum(node.visits, 1.0)
+    if n > 0:
+        weights = np.where(visited, np.maximum(node.prior, TINY), 0.0)
+        mixed = (node.value + n * float(weights @ q) / weights.sum()) / (1.0 + n)
+    else:
+        mixed = node.value
+    q = np.where(visited, q, mixed)
+    low, high = min(q[node.legal].min(), mixed), max(q[node.legal].max(), mixed)
+    return (C_VISIT + node.visits.max()) * C_SCALE * (q - low) / max(high - low, 1e-8)
+
+
+def _considered_best(root: Node, visits: float) -> int:
+    """Of the legal actions with `visits` visits, the best by g + logit + σ(q̂)."""
+    score = root.gumbel + _logits(root) + _sigma_completed_q(root)
+    score[(root.visits != visits) | ~root.legal] = -np.inf
+    return int(np.argmax(score))
+
+
+def _considered_best_fast(root: Node, visits: int) -> int:
+    """`_considered_best` over the candidates only, in floats: with no visits every candidate has
+    the mixed value, so the first untried move by g + logit; otherwise a loop over the visited."""
+    if visits == 0:
+        if root.gumbel_order is None:
+            score = root.gumbel + _logits(root)
+            legal = np.flatnonzero(root.legal)
+            root.gumbel_order = legal[np.argsort(-score[legal], kind="stable")].tolist()
+        return next(a for a in root.gumbel_order if root.visits[a] == 0)
+    seen, ns, _, qs, _, _, _, high, slope = _completed(root)
+    logits, action, best = _logits(root), -1, -math.inf
+    for a, count, q in zip(seen, ns, qs):  # (index order: ties go to the lower index)
+        if count == visits and root.gumbel[a] + logits[a] + slope * (q - high) > best:
+            action, best = a, root.gumbel[a] + logits[a] + slope * (q - high)
+    return action
 
 
 def _unfinished(job: Job | None) -> Job | None:

@@ -3,6 +3,7 @@
     python benchmarks/gpu_suite.py --out gpu_runs [--budget 690] [--device cuda]
     python benchmarks/gpu_suite.py --out gpu_runs --score      # here, afterwards: Inception FID on the CPU
     python benchmarks/gpu_suite.py --out /tmp/smoke --smoke    # a few CPU steps of each job (make test runs this)
+    python benchmarks/gpu_suite.py --out gpu_runs --jobs go9 --nproc 16 --set train.max_minutes=7
 
 Jobs, in order (each a shipped config, trained by `fewlabels train` in its own process):
   fashion_dcgan       DCGAN on Fashion-MNIST; 10,000 samples scored against the IDX test set
@@ -10,7 +11,10 @@ Jobs, in order (each a shipped config, trained by `fewlabels train` in its own p
   pong_ppo            PPO on Atari Pong from pixels: the learning curve (evaluation return against steps)
   biggan              the class-conditional BigGAN on Fashion-MNIST (configs/gan/fashion_biggan.yaml, GPU-sized)
   go9                 AlphaZero-style self-play on 9x9 Go for the job's time; its matches against GNU Go are
-                      played here afterwards (`fewlabels match DIR --opponent gnugo:1`), where GNU Go is installed
+                      played here afterwards (`fewlabels match DIR --opponent gnugo:1`), where GNU Go is installed,
+                      from `go9_play`: the run with its newest checkpoint less the replay buffer (small enough to
+                      bring back). With --nproc N, N torchrun ranks share the GPU (gloo; the tree search runs
+                      on the CPU cores, the network on the GPU); if they fail, one process plays on.
 
 The budget (seconds of wall clock, default 11.5 minutes so the call fits 12) is shared out over
 the jobs not yet finished. A job that runs out of time is sent SIGTERM: `fewlabels train` saves
@@ -93,11 +97,14 @@ JOBS: dict[str, dict] = {
 }
 
 
-def fewlabels(*args: str, timeout: float | None = None) -> subprocess.CompletedProcess | None:
-    """Run the CLI in its own process; on timeout send SIGTERM (it checkpoints and stops). None if it timed out."""
+def fewlabels(*args: str, timeout: float | None = None, nproc: int = 1) -> subprocess.CompletedProcess | None:
+    """Run the CLI in its own process (`nproc` > 1: under torchrun); on timeout send SIGTERM (it
+    checkpoints and stops). None if it timed out."""
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
                PYTHONUNBUFFERED="1", CI=os.environ.get("CI", "true"))
-    proc = subprocess.Popen([sys.executable, "-m", "fewlabels", *args], env=env, stdout=subprocess.PIPE,
+    launcher = [sys.executable] if nproc == 1 else [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                                    f"--nproc_per_node={nproc}"]
+    proc = subprocess.Popen([*launcher, "-m", "fewlabels", *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -126,7 +133,7 @@ def run_job(name: str, job: dict, out: Path, seconds: float, args) -> dict:
     """Train (or resume) one job for at most `seconds`, then sample and score it once it has finished."""
     run = out / name
     config = CONFIGS / job["config"]
-    overrides = list(job["smoke"] if args.smoke else job["gpu"])
+    overrides = list(job["smoke"] if args.smoke else job["gpu"]) + list(args.set or [])
     if args.data_root and job["kind"] == "image":
         overrides.append(f"data.root={args.data_root}")
     summary = read_json(run / "summary.json") or {}
@@ -134,7 +141,16 @@ def run_job(name: str, job: dict, out: Path, seconds: float, args) -> dict:
     t0 = time.perf_counter()
     if summary.get("status") != "completed":
         sets = [x for o in overrides for x in ("--set", o)]
-        done = fewlabels("train", str(config), "--out", str(run), "--device", args.device, *sets, timeout=seconds)
+        train = ("train", str(config), "--out", str(run), "--device", args.device, *sets)
+        nproc = args.nproc if job["kind"] == "go" else 1
+        try:
+            done = fewlabels(*train, timeout=seconds, nproc=nproc)
+        except RuntimeError as e:
+            if nproc == 1:
+                raise
+            print(f"gpu_suite: {name} under torchrun failed ({e}); one process plays on", file=sys.stderr, flush=True)
+            row["torchrun_failed"] = str(e)[:300]
+            done = fewlabels(*train, timeout=max(30.0, seconds - (time.perf_counter() - t0)))
         summary = read_json(run / "summary.json") or {}
         if done is None and job["kind"] == "go" and summary.get("steps"):
             # self-play for the job's time: where it stopped is the result (a next call plays on)
@@ -145,8 +161,9 @@ def run_job(name: str, job: dict, out: Path, seconds: float, args) -> dict:
     row.update(status="completed", steps=summary["steps"], wall_s=summary.get("wall_seconds"))
     metrics = summary.get("metrics", {})
     if job["kind"] == "go":
+        play = playable_copy(run, out / f"{name}_play")
         return {**row, "win_rate_random": metrics.get("win_rate_random"),
-                "then, here": f"fewlabels match {run} --opponent gnugo:1 --games 100 (and gnugo:10)"}
+                "then, here": f"fewlabels match {play} --opponent gnugo:1 --games 100 (and gnugo:10)"}
     if job["kind"] == "rl":
         from fewlabels.rl.deep.report import evaluations
 
@@ -166,6 +183,28 @@ def run_job(name: str, job: dict, out: Path, seconds: float, args) -> dict:
         (run / "samples10k_float.npy").unlink()
     row.update({k: metrics.get(k) for k in ("fd", "real_fd", "real_fd_std", "feature_extractor") if k in metrics})
     return row
+
+
+def playable_copy(run: Path, dest: Path) -> Path:
+    """`run` as a run directory to play from, small enough to bring back from the GPU machine: its
+    config, summary and metrics, and its newest checkpoint without the replay buffer (which can
+    hold tens of MB; playing needs only the network)."""
+    import shutil
+
+    from fewlabels import checkpoint
+    from fewlabels.run import RunDir
+
+    latest = RunDir(run).latest_checkpoint()
+    state, info = checkpoint.load(latest)
+    buffer = state["experiment"]["buffer"]
+    state["experiment"]["buffer"] = {**{k: v[:0] for k, v in buffer.items() if k != "next"}, "next": 0}
+    shutil.rmtree(dest, ignore_errors=True)
+    (dest / "checkpoints").mkdir(parents=True)
+    for f in ("config.yaml", "summary.json", "metrics.jsonl"):
+        if (run / f).exists():
+            shutil.copy2(run / f, dest / f)
+    checkpoint.save(dest / "checkpoints" / latest.name, state, info)
+    return dest
 
 
 def score_inception(out: Path, args) -> list[dict]:
@@ -196,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root", help="folder of Fashion-MNIST's IDX files (default: the Debian package's)")
     p.add_argument("--jobs", help="comma-separated subset of: " + ", ".join(JOBS))
     p.add_argument("--smoke", action="store_true", help="a few CPU steps of each job (the test)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="an override for every job run (repeatable)")
+    p.add_argument("--nproc", type=int, default=1, help="torchrun ranks for the go9 job, sharing the GPU")
     p.add_argument("--score", action="store_true", help="Inception scores of the returned samples, on this machine")
     args = p.parse_args(argv)
     out = Path(args.out)

@@ -140,3 +140,12 @@ def test_go_self_play_under_torchrun_trains_and_resumes_as_one_process_and_back(
         if algo == "alphazero":  # the buffers wrapped (60 positions) and were dealt out on resume:
             pi = np.asarray(state["buffer"]["pi"])  # every row kept is a position, none left unwritten
             assert len(pi) > 0 and np.allclose(pi.sum(1), 1, atol=1e-5)
+
+
+def test_ranks_that_share_a_gpu_join_by_gloo_and_ranks_with_a_gpu_each_by_nccl():
+    """NCCL refuses two ranks on one device; Go self-play's ranks share one GPU (gpu_suite --nproc)."""
+    from fewlabels.distributed import backend
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert [backend(cuda, 1, 1), backend(cuda, 8, 8), backend(cuda, 4, 8)] == ["nccl"] * 3
+    assert [backend(cuda, 16, 1), backend(cuda, 2, 1), backend(cpu, 2, 0), backend(cpu, 2, 4)] == ["gloo"] * 4

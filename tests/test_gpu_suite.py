@@ -31,6 +31,15 @@ def test_gpu_suite_smoke_runs_every_job_and_a_second_call_trains_nothing_again(t
         assert samples.dtype.name == "uint8" and samples.shape[1:] == (1, 28, 28)
     assert rows["pong_ppo"]["curve_points"] >= 1
     assert rows["go9"]["steps"] == 4 and "gnugo:1" in rows["go9"]["then, here"]
+    # what comes back from the GPU machine to play from: the network without the replay buffer, which plays
+    from fewlabels.rl.go.load import load_player
+    from fewlabels.run import RunDir
+
+    play, full = RunDir(out / "go9_play").latest_checkpoint(), RunDir(out / "go9").latest_checkpoint()
+    assert play.name == full.name and play.stat().st_size < full.stat().st_size / 2, (play, full)
+    player = load_player(str(out / "go9_play"), simulations=2)
+    player.new_game(9, 7.5)
+    assert 0 <= player.genmove(1) < 82 and len(player.moves) == 1
     checkpoints = {job: sorted(p.name for p in (out / job / "checkpoints").iterdir()) for job in rows}
     metrics = {job: (out / job / "metrics.jsonl").read_text() for job in checkpoints}
 

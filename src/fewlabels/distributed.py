@@ -5,7 +5,7 @@ z, the gradient penalty's ε) and keeps its 1/N slice, computes the mean loss on
 gradients are averaged over ranks before every optimiser step, as DistributedDataParallel does.
 So N processes take exactly the steps of one process with the same global batch (up to float
 summation order), every rank holds the same weights, and rank 0 alone writes the run directory
-(config, metrics, checkpoints, report). Backend: NCCL on CUDA, gloo on the CPU.
+(config, metrics, checkpoints, report). Backend: NCCL on CUDA, gloo on the CPU and where ranks share a GPU (`backend`).
 
 A family opts in (`DISTRIBUTED = True` on its config) by calling `shard` on what it draws and
 `average_gradients` after backward: the GANs, diffusion and the few-labels family do. Policy gradients (A2C, PPO) and
@@ -48,12 +48,23 @@ def is_main() -> bool:
 TIMEOUT = datetime.timedelta(hours=2)
 
 
+def backend(device: torch.device, ranks_here: int, gpus: int) -> str:
+    """NCCL where every rank on this machine has a GPU of its own; gloo on the CPU and where ranks
+    share GPUs (more ranks than GPUs: NCCL refuses two ranks on one device). Sharing pays where the
+    work is mostly on the CPU, such as Go self-play's tree search, whose ranks only call the
+    network on the GPU; their collectives then travel by way of the CPU (`_wire`)."""
+    return "nccl" if device.type == "cuda" and ranks_here <= gpus else "gloo"
+
+
 def init(device: torch.device) -> None:
-    """Join the process group torchrun set up (no-op for a single process)."""
+    """Join the process group torchrun set up (no-op for a single process); on CUDA, local rank r
+    takes GPU r mod the number of GPUs."""
     if world_size() > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=TIMEOUT)
+        gpus = torch.cuda.device_count() if device.type == "cuda" else 0
+        here = int(os.environ.get("LOCAL_WORLD_SIZE", world_size()))
+        dist.init_process_group(backend(device, here, gpus), timeout=TIMEOUT)
         if device.type == "cuda":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % gpus)
 
 
 def finish() -> None:
@@ -135,7 +146,7 @@ def average_gradients(params: list[Tensor]) -> None:
     if world_size() == 1:
         return
     grads = [p.grad for p in params if p.grad is not None]
-    flat = torch.cat([g.reshape(-1) for g in grads])
+    flat = torch.cat([g.reshape(-1) for g in grads]).to(_wire())
     dist.all_reduce(flat)
     flat /= world_size()
     offset = 0

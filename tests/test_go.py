@@ -924,6 +924,39 @@ def test_sample_moves_makes_a_deterministic_match_play_different_games_reproduci
     assert {p(late) for p in drawn} == {best(late)}
 
 
+def test_match_and_gtp_play_a_gumbel_search_when_asked(tiny_run, capsys, tmp_path):
+    """`--gumbel M` (and load_player's gumbel_actions): play with Gumbel AlphaZero's search, no noise,
+    so the move is Sequential Halving's winner among the M moves the network ranks first: with
+    M = 1 always the network's own choice, whatever the search finds; the run's own search
+    (PUCT here) by default."""
+    from fewlabels.loop import open_run
+    from fewlabels.rl.go.load import load_player
+
+    rules = Rules(5, 24.5)
+    openings = [(), ("C3",), ("C3", "B2", "D4"), ("C3", "C2", "B3", "D2")]
+    alone = load_player(str(tiny_run), simulations=0).policy
+    one = load_player(str(tiny_run), simulations=16, gumbel_actions=1)
+    puct = load_player(str(tiny_run), simulations=16)
+    assert (one.gumbel_actions, puct.gumbel_actions) == (1, 0)
+    assert [one.policy(play(rules, *o)) for o in openings] == [alone(play(rules, *o)) for o in openings]
+    # M = 4, 16 simulations: the last two moves standing tie on visits (6 each), so the move played
+    # is the winner by g + logit + σ(q̂), which is often not the first most visited
+    search = open_run(str(tiny_run), "cpu")[2].searcher(16, gumbel_actions=4)
+    four, not_most_visited = load_player(str(tiny_run), simulations=16, gumbel_actions=4).policy, 0
+    for o in openings + [("B2",), ("C3", "D3"), ("B2", "D4", "C3")]:
+        root = search.run([play(rules, *o)])[0]
+        prior = search.evaluate([play(rules, *o)])[0][0]
+        assert four(play(rules, *o)) == search.best(root) in np.argsort(-prior, kind="stable")[:4]
+        not_most_visited += search.best(root) != int(np.argmax(root.visits))
+    assert not_most_visited >= 1
+    out = tmp_path / "m"
+    assert main(["match", str(tiny_run), "--opponent", "random", "--games", "2", "--playouts", "8", "--gumbel", "4",
+                 "--out", str(out)]) == 0
+    assert json.loads((out / "match.json").read_text())["gumbel_actions"] == 4
+    assert main(["match", str(tiny_run), "--opponent", "random", "--games", "2", "--gumbel", "-1"]) == 2
+    assert "--gumbel is -1" in capsys.readouterr().err
+
+
 @needs_gnugo
 def test_gnugo_gets_a_seed_per_game(monkeypatch):
     from fewlabels.rl.go.match import make_player

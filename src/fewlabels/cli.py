@@ -131,7 +131,8 @@ def _cmd_gtp(args) -> int:
 
     if args.komi is not None and not math.isfinite(args.komi):
         raise UserError(f"--komi is {args.komi}; give a finite number, e.g. 7.5")
-    player = load_player(args.run, simulations=args.playouts, device=args.device, score_utility=args.score_utility)
+    player = load_player(args.run, simulations=args.playouts, device=args.device, score_utility=args.score_utility,
+                         gumbel_actions=args.gumbel)
     size = player.sizes[0]
     komi = player.komi if args.komi is None else args.komi
     GTPEngine(player, size, komi).serve(sys.stdin, sys.stdout)
@@ -151,7 +152,7 @@ def _cmd_match(args) -> int:
     if args.komi is not None and not math.isfinite(args.komi):
         raise UserError(f"--komi is {args.komi}; give a finite number, e.g. 7.5")
     agent = load_player(args.run, simulations=args.playouts, device=args.device, sample_moves=args.sample_moves,
-                        seed=args.seed, score_utility=args.score_utility)
+                        seed=args.seed, score_utility=args.score_utility, gumbel_actions=args.gumbel)
     size = agent.sizes[0] if args.size is None else args.size
     if size != agent.sizes[0]:
         raise UserError(f"run {args.run!r} was trained on {agent.sizes[0]}x{agent.sizes[0]} boards; --size {size} "
@@ -228,6 +229,9 @@ def parser() -> argparse.ArgumentParser:
         "the search also prefers lines that keep more points, by W · (2/π) atan(Δscore / 0.75 N) (after KataGo; "
         "needs a run with an ownership head; no effect with --playouts 0; default: the run's "
         "alphazero.score_utility)")}
+    gumbel = {"type": int, "metavar": "M", "help": (
+        "0: PUCT search; M > 0: Gumbel AlphaZero's search, Sequential Halving over the M moves the network "
+        "ranks first (default: the run's alphazero.gumbel_actions, its self-play search)")}
 
     t = _sub(sub, "train", "train a GAN, diffusion model or RL agent from a YAML config", (
         "  fewlabels train gan/grid25_best                      # a shipped config, into runs/grid25_best\n"
@@ -332,6 +336,7 @@ def parser() -> argparse.ArgumentParser:
                    help="search simulations per move; 0: the network alone (default: the run's eval.simulations)")
     g.add_argument("--komi", type=float, help="komi until the controller sends one (default: the run's)")
     g.add_argument("--score-utility", **score_utility)
+    g.add_argument("--gumbel", **gumbel)
     g.add_argument("--device", **device)
     g.set_defaults(func=_cmd_gtp)
 
@@ -352,6 +357,7 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--playouts", type=int, metavar="N",
                    help="the run's search simulations per move; 0: the network alone (default: its eval.simulations)")
     m.add_argument("--score-utility", **score_utility)
+    m.add_argument("--gumbel", **gumbel)
     m.add_argument("--out", help="folder for one SGF per game and match.json (default: none written)")
     m.add_argument("--max-moves", type=int,
                    help="adjudicate (score as it stands) after this many moves (default: 4 N²)")

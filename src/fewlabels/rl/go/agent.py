@@ -59,37 +59,44 @@ class GoAgent:
                 f"blocks={n.blocks}{norm}{heads}")
 
     # ---- playing -----------------------------------------------------------------------------------
-    def searcher(self, simulations: int, score_utility: float | None = None) -> Search:
+    def searcher(self, simulations: int, score_utility: float | None = None, gumbel_actions: int | None = None
+                 ) -> Search:
         """A noise-free search for play with the network: evaluation's c_puct, and the run's score
         utility unless another λ is given (which needs the ownership head; none is used with 0
-        simulations, the network alone)."""
+        simulations, the network alone); PUCT, or Gumbel AlphaZero's search with m considered moves
+        (`gumbel_actions`; default: the run's self-play search, alphazero.gumbel_actions), whose
+        root then takes the top m moves by the prior (no Gumbel noise in play)."""
         from fewlabels.errors import UserError
 
         w = self.score_utility if score_utility is None else score_utility
         if w > 0 and not self.ownership:
             raise UserError(f"score utility {w} needs the expected score of an ownership head, which this run "
                             "does not have (trained with alphazero.ownership_weight 0): give 0")
+        m = self.cfg.alphazero.gumbel_actions if gumbel_actions is None else gumbel_actions
         return network_search(self.net, self.history, simulations, self.cfg.eval.c_puct,
-                              w if simulations else 0.0, self.device, komi=self.komi_plane)
+                              w if simulations else 0.0, self.device, komi=self.komi_plane,
+                              gumbel_actions=m if simulations else 0)
 
     def batch_policy(self, search: Search, sample_moves: int = 0, seed: int = 0):
-        """(positions, games) -> actions, one per position: the most visited action of `search` (a
-        `searcher`), all the positions searched at once (each its own tree, the network called on
-        every tree's leaf in one batch, as in self-play), or with 0 simulations the network alone (its
-        most probable legal action). While fewer than `sample_moves` moves (both players', passes
-        included) have been played in a game, its action is drawn instead, in proportion to the
-        visit counts (the network's probabilities), never a pass, from a stream of its own seeded
-        by (`seed`, game, move number): deterministic players then play different games, and a
-        game's draws do not depend on which games were played before it or beside it (the
-        network's outputs may differ in their last bits with the batch they are computed in)."""
+        """(positions, games) -> actions, one per position: the move of `search` (a `searcher`: the
+        most visited, or a Gumbel search's Sequential Halving winner), all the positions searched at
+        once (each its own tree, the network called on every tree's leaf in one batch, as in
+        self-play), or with 0 simulations the network alone (its most probable legal action). While
+        fewer than `sample_moves` moves (both players', passes included) have been played in a
+        game, its action is drawn instead, in proportion to the visit counts (the network's
+        probabilities), never a pass, from a stream of its own seeded by (`seed`, game, move
+        number): deterministic players then play different games, and a game's draws do not depend
+        on which games were played before it or beside it (the network's outputs may differ in
+        their last bits with the batch they are computed in)."""
         def choose(positions: list[Position], games: list[int]) -> list[int]:
             if search.simulations == 0:
                 priors = search.evaluate(positions)[0]
                 rows = [(p.legal_mask(), prior) for p, prior in zip(positions, priors)]
             else:
-                rows = [(root.legal, root.visits) for root in search.run(positions)]
+                roots = search.run(positions)
+                rows = [(root.legal, root.visits) for root in roots]
             actions = []
-            for position, game, (legal, weights) in zip(positions, games, rows):
+            for i, (position, game, (legal, weights)) in enumerate(zip(positions, games, rows)):
                 if sample_moves and (move := position.state.move_number()) < sample_moves:
                     draw = np.where(legal, weights, 0.0).astype(np.float64)
                     if draw[:-1].sum() > 0:
@@ -98,20 +105,22 @@ class GoAgent:
                         rng = np.random.default_rng([seed, 1, game, move])  # apart from the opponents' streams
                         actions.append(int(rng.choice(draw.size, p=draw / draw.sum())))
                         continue
-                actions.append(int(np.argmax(np.where(legal, weights, -1.0))))
+                actions.append(int(np.argmax(np.where(legal, weights, -1.0))) if search.simulations == 0
+                               else search.best(roots[i]))
             return actions
         return choose
 
     def player(self, simulations: int, name: str = "fewlabels", sample_moves: int = 0, seed: int = 0,
-               score_utility: float | None = None) -> PolicyPlayer:
+               score_utility: float | None = None, gumbel_actions: int | None = None) -> PolicyPlayer:
         self.net.eval()
-        search = self.searcher(simulations, score_utility)
+        search = self.searcher(simulations, score_utility, gumbel_actions)
         choose = self.batch_policy(search, sample_moves, seed)
         player = PolicyPlayer(lambda position: choose([position], [0])[0], name, history=self.history,
                               sizes=(self.rules.size,))
         player.batch_policy = choose
         player.trained_komi = self.rules.komi
         player.score_utility = search.score_utility
+        player.gumbel_actions = search.gumbel_actions
         return player
 
     def evaluate(self) -> dict[str, float]:

@@ -321,7 +321,8 @@ def run_match(agent, opponent, games: int, size: int, komi: float, names: tuple[
               "win_rate_as_white": _rate(*by_colour["white"]), "illegal_moves": illegal,
               "score_disagreements": disagree, "repetitions": repetitions, "distinct_games": len(seen),
               "seconds": round(time.perf_counter() - t0, 1), "parallel": slots,
-              "score_utility": getattr(agent, "score_utility", None)}
+              "score_utility": getattr(agent, "score_utility", None),
+              "gumbel_actions": getattr(agent, "gumbel_actions", None)}
     if out is not None:
         (out / "match.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

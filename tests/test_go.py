@@ -927,8 +927,7 @@ def test_sample_moves_makes_a_deterministic_match_play_different_games_reproduci
 def test_match_and_gtp_play_a_gumbel_search_when_asked(tiny_run, capsys, tmp_path):
     """`--gumbel M` (and load_player's gumbel_actions): play with Gumbel AlphaZero's search, no noise,
     so the move is Sequential Halving's winner among the M moves the network ranks first: with
-    M = 1 always the network's own choice, whatever the search finds; the run's own search
-    (PUCT here) by default."""
+    M = 1 always the network's own choice, whatever the search finds; PUCT by default."""
     from fewlabels.loop import open_run
     from fewlabels.rl.go.load import load_player
 

@@ -229,9 +229,9 @@ def parser() -> argparse.ArgumentParser:
         "the search also prefers lines that keep more points, by W · (2/π) atan(Δscore / 0.75 N) (after KataGo; "
         "needs a run with an ownership head; no effect with --playouts 0; default: the run's "
         "alphazero.score_utility)")}
-    gumbel = {"type": int, "metavar": "M", "help": (
-        "0: PUCT search; M > 0: Gumbel AlphaZero's search, Sequential Halving over the M moves the network "
-        "ranks first (default: the run's alphazero.gumbel_actions, its self-play search)")}
+    gumbel = {"type": int, "default": 0, "metavar": "M", "help": (
+        "M > 0: Gumbel AlphaZero's search, Sequential Halving over the M moves the network ranks first, "
+        "also for runs trained with it (default: 0, PUCT)")}
 
     t = _sub(sub, "train", "train a GAN, diffusion model or RL agent from a YAML config", (
         "  fewlabels train gan/grid25_best                      # a shipped config, into runs/grid25_best\n"

@@ -59,23 +59,22 @@ class GoAgent:
                 f"blocks={n.blocks}{norm}{heads}")
 
     # ---- playing -----------------------------------------------------------------------------------
-    def searcher(self, simulations: int, score_utility: float | None = None, gumbel_actions: int | None = None
-                 ) -> Search:
+    def searcher(self, simulations: int, score_utility: float | None = None, gumbel_actions: int = 0) -> Search:
         """A noise-free search for play with the network: evaluation's c_puct, and the run's score
         utility unless another λ is given (which needs the ownership head; none is used with 0
-        simulations, the network alone); PUCT, or Gumbel AlphaZero's search with m considered moves
-        (`gumbel_actions`; default: the run's self-play search, alphazero.gumbel_actions), whose
-        root then takes the top m moves by the prior (no Gumbel noise in play)."""
+        simulations, the network alone); PUCT, or with `gumbel_actions` m > 0 Gumbel AlphaZero's
+        search, whose root then takes the network's top m moves (no Gumbel noise in play). PUCT
+        by default, also for a run trained with Gumbel's search: on 5x5 it played the stronger
+        (docs/go.md item 8)."""
         from fewlabels.errors import UserError
 
         w = self.score_utility if score_utility is None else score_utility
         if w > 0 and not self.ownership:
             raise UserError(f"score utility {w} needs the expected score of an ownership head, which this run "
                             "does not have (trained with alphazero.ownership_weight 0): give 0")
-        m = self.cfg.alphazero.gumbel_actions if gumbel_actions is None else gumbel_actions
         return network_search(self.net, self.history, simulations, self.cfg.eval.c_puct,
                               w if simulations else 0.0, self.device, komi=self.komi_plane,
-                              gumbel_actions=m if simulations else 0)
+                              gumbel_actions=gumbel_actions if simulations else 0)
 
     def batch_policy(self, search: Search, sample_moves: int = 0, seed: int = 0):
         """(positions, games) -> actions, one per position: the move of `search` (a `searcher`: the
@@ -111,7 +110,7 @@ class GoAgent:
         return choose
 
     def player(self, simulations: int, name: str = "fewlabels", sample_moves: int = 0, seed: int = 0,
-               score_utility: float | None = None, gumbel_actions: int | None = None) -> PolicyPlayer:
+               score_utility: float | None = None, gumbel_actions: int = 0) -> PolicyPlayer:
         self.net.eval()
         search = self.searcher(simulations, score_utility, gumbel_actions)
         choose = self.batch_policy(search, sample_moves, seed)

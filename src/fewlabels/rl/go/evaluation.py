@@ -39,12 +39,13 @@ def against_random(exp, simulations: int, games: int, seed: int) -> dict[str, fl
         mine = [g for g in live if positions[g].to_play == agent[g]]
         if mine:
             if simulations:
-                scores = [np.where(r.legal, r.visits, -1.0) for r in search.run([positions[g] for g in mine])]
+                actions = [search.best(root) for root in search.run([positions[g] for g in mine])]
             else:
                 priors = evaluate([positions[g] for g in mine])[0]
-                scores = [np.where(positions[g].legal_mask(), prior, -1.0) for g, prior in zip(mine, priors)]
-            for g, score in zip(mine, scores):
-                positions[g].play(int(np.argmax(score)), exp.history)
+                actions = [int(np.argmax(np.where(positions[g].legal_mask(), prior, -1.0)))
+                           for g, prior in zip(mine, priors)]
+            for g, action in zip(mine, actions):
+                positions[g].play(action, exp.history)
         for g in live:
             if g not in mine:
                 positions[g].play(int(rng.choice(np.flatnonzero(positions[g].legal_mask()))), exp.history)

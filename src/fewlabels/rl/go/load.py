@@ -7,13 +7,12 @@ from fewlabels.rl.go.players import PolicyPlayer
 
 
 def load_player(run_dir: str, simulations: int | None = None, device: str = "cpu", sample_moves: int = 0,
-                seed: int = 0, score_utility: float | None = None, gumbel_actions: int | None = None
-                ) -> PolicyPlayer:
+                seed: int = 0, score_utility: float | None = None, gumbel_actions: int = 0) -> PolicyPlayer:
     """A trained Go run as a player (for `fewlabels gtp` and `fewlabels match`): its search with
     `simulations` per move (default: its config's eval.simulations), 0 for the network alone; its
     moves drawn from the visit counts while fewer than `sample_moves` have been played (GoAgent.batch_policy);
     its search's score utility λ (default: the run's alphazero.score_utility; mcts.py); PUCT, or
-    Gumbel AlphaZero's search with m considered moves (default: the run's alphazero.gumbel_actions)."""
+    Gumbel AlphaZero's search with `gumbel_actions` m > 0 considered moves (default 0: PUCT)."""
     import math
     from pathlib import Path
 
@@ -30,7 +29,7 @@ def load_player(run_dir: str, simulations: int | None = None, device: str = "cpu
         raise UserError(f"--sample-moves is {sample_moves}; give 0 (always the best move) or more")
     if score_utility is not None and not (score_utility >= 0 and math.isfinite(score_utility)):
         raise UserError(f"--score-utility is {score_utility}; give 0 (win or lose only) or more (KataGo's 0.3)")
-    if gumbel_actions is not None and gumbel_actions < 0:
+    if gumbel_actions < 0:
         raise UserError(f"--gumbel is {gumbel_actions}; give 0 (PUCT) or the moves a Gumbel search considers (16)")
     return exp.player(sims, name=f"{Path(run_dir).name} ({sims} playouts)" if sims else Path(run_dir).name,
                       sample_moves=sample_moves, seed=seed, score_utility=score_utility,

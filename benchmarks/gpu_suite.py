@@ -134,6 +134,12 @@ def run_job(name: str, job: dict, out: Path, seconds: float, args) -> dict:
     run = out / name
     config = CONFIGS / job["config"]
     overrides = list(job["smoke"] if args.smoke else job["gpu"]) + list(args.set or [])
+    if job["kind"] == "go" and not any(o.startswith("train.max_minutes=") for o in overrides):
+        # Self-play ends by its own clock, a step's length (about a minute) before the job's time: a
+        # SIGTERM mid-step under torchrun loses the run (its agent ends the ranks ~30 s later, before
+        # they reach the step's end and its checkpoint; session 16's first call). A resumed run plays on.
+        before = (read_json(run / "summary.json") or {}).get("training_seconds") or 0.0
+        overrides.append(f"train.max_minutes={(before + max(30.0, seconds - 120)) / 60:.2f}")
     if args.data_root and job["kind"] == "image":
         overrides.append(f"data.root={args.data_root}")
     summary = read_json(run / "summary.json") or {}

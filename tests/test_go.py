@@ -924,7 +924,7 @@ def test_sample_moves_makes_a_deterministic_match_play_different_games_reproduci
     assert {p(late) for p in drawn} == {best(late)}
 
 
-def test_match_and_gtp_play_a_gumbel_search_when_asked(tiny_run, capsys, tmp_path):
+def test_match_and_gtp_play_a_gumbel_search_when_asked(tiny_run, capsys, tmp_path, monkeypatch):
     """`--gumbel M` (and load_player's gumbel_actions): play with Gumbel AlphaZero's search, no noise,
     so the move is Sequential Halving's winner among the M moves the network ranks first: with
     M = 1 always the network's own choice, whatever the search finds; PUCT by default."""
@@ -954,6 +954,15 @@ def test_match_and_gtp_play_a_gumbel_search_when_asked(tiny_run, capsys, tmp_pat
     assert json.loads((out / "match.json").read_text())["gumbel_actions"] == 4
     assert main(["match", str(tiny_run), "--opponent", "random", "--games", "2", "--gumbel", "-1"]) == 2
     assert "--gumbel is -1" in capsys.readouterr().err
+    # over GTP too: its first move is the Gumbel search's
+    import io
+
+    from fewlabels.rl.go.rules import action_to_vertex
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("genmove b\nquit\n"))
+    assert main(["gtp", str(tiny_run), "--playouts", "16", "--gumbel", "4"]) == 0
+    root = search.run([rules.new()])[0]
+    assert capsys.readouterr().out.lower().startswith(f"= {action_to_vertex(search.best(root), 5).lower()}\n")
 
 
 @needs_gnugo

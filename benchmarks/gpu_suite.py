@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import CONFIGS, markdown  # noqa: E402
+from common import CONFIGS, launcher, markdown  # noqa: E402
 
 SAMPLES = 10_000
 GRACE_SECONDS = 90  # after SIGTERM, time to finish the step and write the checkpoint
@@ -102,9 +102,7 @@ def fewlabels(*args: str, timeout: float | None = None, nproc: int = 1) -> subpr
     checkpoints and stops). None if it timed out."""
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
                PYTHONUNBUFFERED="1", CI=os.environ.get("CI", "true"))
-    launcher = [sys.executable] if nproc == 1 else [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                                    f"--nproc_per_node={nproc}"]
-    proc = subprocess.Popen([*launcher, "-m", "fewlabels", *args], env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([*launcher(nproc), "-m", "fewlabels", *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -134,15 +132,15 @@ def run_job(name: str, job: dict, out: Path, seconds: float, args) -> dict:
     run = out / name
     config = CONFIGS / job["config"]
     overrides = list(job["smoke"] if args.smoke else job["gpu"]) + list(args.set or [])
+    summary = read_json(run / "summary.json") or {}
     if job["kind"] == "go" and not any(o.startswith("train.max_minutes=") for o in overrides):
         # Self-play ends by its own clock, a step's length (about a minute) before the job's time: a
         # SIGTERM mid-step under torchrun loses the run (its agent ends the ranks ~30 s later, before
         # they reach the step's end and its checkpoint; session 16's first call). A resumed run plays on.
-        before = (read_json(run / "summary.json") or {}).get("training_seconds") or 0.0
+        before = summary.get("training_seconds") or 0.0
         overrides.append(f"train.max_minutes={(before + max(30.0, seconds - 120)) / 60:.2f}")
     if args.data_root and job["kind"] == "image":
         overrides.append(f"data.root={args.data_root}")
-    summary = read_json(run / "summary.json") or {}
     row: dict = {"job": name, "config": job["config"]}
     t0 = time.perf_counter()
     if summary.get("status") != "completed":

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from common import markdown  # noqa: E402
+from common import launcher, markdown  # noqa: E402
 
 CASES = {
     "cartpole": {"config": "rl/cartpole_ppo", "target": 475.0,
@@ -40,12 +40,6 @@ CASES = {
             "sets": ["train.threads=0", "train.steps=1024", "train.eval_every=256"]},
 }
 SETUPS = (("1 x 1 thread", 1, 1), ("1 x 2 threads", 1, 2), ("2 processes x 1 thread", 2, 1))
-
-
-def launcher(processes: int) -> list[str]:
-    """Python alone, or torchrun on this machine with `processes` ranks."""
-    return [sys.executable] if processes == 1 else [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                                    f"--nproc_per_node={processes}"]
 
 
 def threads_env(threads: int) -> dict:

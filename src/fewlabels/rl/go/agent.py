@@ -90,22 +90,24 @@ class GoAgent:
         def choose(positions: list[Position], games: list[int]) -> list[int]:
             if search.simulations == 0:
                 priors = search.evaluate(positions)[0]
-                rows = [(p.legal_mask(), prior) for p, prior in zip(positions, priors)]
+                masks = [p.legal_mask() for p in positions]
+                weights = [np.where(legal, prior, 0.0) for legal, prior in zip(masks, priors)]
+                best = [int(np.argmax(np.where(legal, prior, -1.0))) for legal, prior in zip(masks, priors)]
             else:
                 roots = search.run(positions)
-                rows = [(root.legal, root.visits) for root in roots]
+                weights = [np.where(root.legal, root.visits, 0.0) for root in roots]
+                best = [search.best(root) for root in roots]
             actions = []
-            for i, (position, game, (legal, weights)) in enumerate(zip(positions, games, rows)):
+            for position, game, w, move_played in zip(positions, games, weights, best):
                 if sample_moves and (move := position.state.move_number()) < sample_moves:
-                    draw = np.where(legal, weights, 0.0).astype(np.float64)
+                    draw = w.astype(np.float64)
                     if draw[:-1].sum() > 0:
                         draw[-1] = 0.0  # no pass in the opening
                     if draw.sum() > 0:
                         rng = np.random.default_rng([seed, 1, game, move])  # apart from the opponents' streams
                         actions.append(int(rng.choice(draw.size, p=draw / draw.sum())))
                         continue
-                actions.append(int(np.argmax(np.where(legal, weights, -1.0))) if search.simulations == 0
-                               else search.best(roots[i]))
+                actions.append(move_played)
             return actions
         return choose
 

@@ -9,8 +9,12 @@ second, and each arm's ratio to the first. Every arm has the same network: a tra
 network's games are not a trained one's (fast searches on it pass early), so compare moves a
 second there, games a minute only with `--run`.
 
+Self-play searches as the config says: the shipped go7 config by Gumbel (`alphazero.gumbel_actions:
+16`) since session 17, the stored figures (docs/go.md, session 13) by PUCT; `--set
+alphazero.gumbel_actions=0` measures PUCT again. The JSON records which search the arms used.
+
     python benchmarks/go_playout_cap.py --run runs/go7_az      # 32 against 32/8/0.25 and 64/12/0.25
-    python benchmarks/go_playout_cap.py --arms 32 32/8/0.25 --rounds 2
+    python benchmarks/go_playout_cap.py --arms 32 32/8/0.25 --rounds 2 --set alphazero.gumbel_actions=0
 """
 
 from __future__ import annotations
@@ -42,8 +46,8 @@ def arm_settings(arm: str) -> list[str]:
             f"alphazero.full_search_fraction={float(p)}"]
 
 
-def experiment(arm: str, config: str, games: int, run: str | None) -> AlphaZeroExperiment:
-    settings = arm_settings(arm) + [f"alphazero.parallel_games={games}"]
+def experiment(arm: str, config: str, games: int, run: str | None, extra: list[str]) -> AlphaZeroExperiment:
+    settings = extra + arm_settings(arm) + [f"alphazero.parallel_games={games}"]
     cfg = configlib.load(Path(run) / "config.yaml", settings) if run else configlib.load_shipped(config, settings)
     checkpoint.seed_everything(0)
     exp = AlphaZeroExperiment(cfg, torch.device("cpu"))
@@ -59,10 +63,15 @@ def main(argv=None) -> int:
     p.add_argument("--config", default="go/go7_alphazero.yaml", help="the shipped config, without --run")
     p.add_argument("--games", type=int, default=64, help="self-play games an iteration (the shipped 64)")
     p.add_argument("--rounds", type=int, default=2, help="ABBA rounds: each arm plays 2 x rounds iterations")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config setting for every arm (before the arm's own), e.g. alphazero.gumbel_actions=0")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "go_playout_cap.json"))
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    exps = {arm: experiment(arm, args.config, args.games, args.run) for arm in args.arms}
+    exps = {arm: experiment(arm, args.config, args.games, args.run, args.overrides) for arm in args.arms}
+    m = next(iter(exps.values())).cfg.alphazero.gumbel_actions
+    search = f"Gumbel, m = {m}" if m else "PUCT"
+    print(f"self-play search: {search}", flush=True)
     totals = {arm: {"seconds": 0.0, "moves": 0, "games": 0, "kept": 0, "each": []} for arm in args.arms}
     order = []
     for _ in range(args.rounds):
@@ -91,8 +100,8 @@ def main(argv=None) -> int:
     for row in rows:
         row["iteration seconds"] = totals[row["arm"]]["each"]
     source = Path(args.run).name if args.run else args.config
-    Path(args.out).write_text(json.dumps({"network": source, "games": args.games, "rounds": args.rounds,
-                                          "rows": rows}, indent=1) + "\n")
+    Path(args.out).write_text(json.dumps({"network": source, "search": search, "settings": args.overrides,
+                                          "games": args.games, "rounds": args.rounds, "rows": rows}, indent=1) + "\n")
     return 0
 
 

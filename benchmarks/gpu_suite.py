@@ -191,8 +191,8 @@ def run_job(name: str, job: dict, out: Path, seconds: float, args) -> dict:
 
 def playable_copy(run: Path, dest: Path) -> Path:
     """`run` as a run directory to play from, small enough to bring back from the GPU machine: its
-    config, summary and metrics, and its newest checkpoint without the replay buffer (which can
-    hold tens of MB; playing needs only the network)."""
+    config, summary and metrics, and its newest checkpoint without AlphaZero's replay buffer (tens
+    of MB) or PPO's pool of past selves (10 networks); playing needs only the network."""
     import shutil
 
     from fewlabels import checkpoint
@@ -200,8 +200,11 @@ def playable_copy(run: Path, dest: Path) -> Path:
 
     latest = RunDir(run).latest_checkpoint()
     state, info = checkpoint.load(latest)
-    buffer = state["experiment"]["buffer"]
-    state["experiment"]["buffer"] = {**{k: v[:0] for k, v in buffer.items() if k != "next"}, "next": 0}
+    exp = state["experiment"]
+    if "buffer" in exp:
+        exp["buffer"] = {**{k: v[:0] for k, v in exp["buffer"].items() if k != "next"}, "next": 0}
+    if "pool" in exp:
+        exp["pool"] = []
     shutil.rmtree(dest, ignore_errors=True)
     (dest / "checkpoints").mkdir(parents=True)
     for f in ("config.yaml", "summary.json", "metrics.jsonl"):

@@ -64,3 +64,39 @@ def test_biggan_scaling_trains_and_scores_one_run_and_plots_the_table(tmp_path):
     rows = [{**row, "_batch": b, "_width": 1, "_divisor": d} for b, d in ((1, 1), (4, 1), (8, 1), (4, 4), (8, 8))]
     biggan_scaling.plot(rows, tmp_path / "scaling.png")
     assert (tmp_path / "scaling.png").stat().st_size > 1000
+
+
+@pytest.mark.slow(seconds=4)
+def test_playable_copy_of_a_ppo_run_drops_the_pool_of_past_selves_and_still_plays(tmp_path):
+    """gpu_suite.playable_copy also takes a PPO Go run: its pool of past selves (10 networks on 7x7,
+    3.4 of a checkpoint's 4.5 MB) is left out, the network it plays with is kept as it was."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import torch
+    import yaml
+
+    import gpu_suite
+    from fewlabels import checkpoint
+    from fewlabels.cli import main
+    from fewlabels.rl.go.load import load_player
+    from fewlabels.run import RunDir
+
+    cfg = tmp_path / "ppo.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "family": "go", "name": "t", "algo": "ppo", "game": {"size": 5},
+        "net": {"channels": 8, "blocks": 1, "history": 2, "norm": "none"},
+        "ppo": {"parallel_games": 4, "pool_every": 4, "pool_size": 2, "minibatch_size": 16},
+        "train": {"steps": 8, "log_every": 4, "eval_every": 0, "checkpoint_every": 4},
+        "eval": {"games": 2, "simulations": 2, "network_alone": False}}))
+    run = tmp_path / "ppo"
+    assert main(["train", str(cfg), "--out", str(run), "--device", "cpu"]) == 0
+    full, _ = checkpoint.load(RunDir(run).latest_checkpoint())
+    assert len(full["experiment"]["pool"]) == 2
+
+    play = gpu_suite.playable_copy(run, tmp_path / "ppo_play")
+    small, _ = checkpoint.load(RunDir(play).latest_checkpoint())
+    assert small["experiment"]["pool"] == []
+    for key, value in full["experiment"]["net"].items():
+        assert torch.equal(small["experiment"]["net"][key], value), key
+    player = load_player(str(play), simulations=2)
+    player.new_game(5, 24.5)
+    assert 0 <= player.genmove(1) < 26 and len(player.moves) == 1

@@ -39,8 +39,8 @@ from fewlabels.rl.go.alphazero import AlphaZeroExperiment  # noqa: E402
 
 def arm_settings(arm: str) -> list[str]:
     parts = arm.split("/")
-    if len(parts) == 1:
-        return [f"alphazero.simulations={int(parts[0])}"]
+    if len(parts) == 1:  # every move a full search, whatever the config or --set says
+        return [f"alphazero.simulations={int(parts[0])}", "alphazero.full_search_fraction=1.0"]
     sims, fast, p = parts
     return [f"alphazero.simulations={int(sims)}", f"alphazero.fast_simulations={int(fast)}",
             f"alphazero.full_search_fraction={float(p)}"]
@@ -64,7 +64,8 @@ def main(argv=None) -> int:
     p.add_argument("--games", type=int, default=64, help="self-play games an iteration (the shipped 64)")
     p.add_argument("--rounds", type=int, default=2, help="ABBA rounds: each arm plays 2 x rounds iterations")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="a config setting for every arm (before the arm's own), e.g. alphazero.gumbel_actions=0")
+                   help="a config setting for every arm, e.g. alphazero.gumbel_actions=0; the arm's own "
+                   "search settings and --games come after it and win")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "go_playout_cap.json"))
     args = p.parse_args(argv)
     torch.set_num_threads(1)

@@ -192,7 +192,8 @@ def run_job(name: str, job: dict, out: Path, seconds: float, args) -> dict:
 def playable_copy(run: Path, dest: Path) -> Path:
     """`run` as a run directory to play from, small enough to bring back from the GPU machine: its
     config, summary and metrics, and its newest checkpoint without AlphaZero's replay buffer (tens
-    of MB) or PPO's pool of past selves (10 networks); playing needs only the network."""
+    of MB) or PPO's pool of past selves (up to `ppo.pool_size` networks, 10 in go7_ppo). Playing
+    needs only the network; the copy is for playing, not for resuming the run's training."""
     import shutil
 
     from fewlabels import checkpoint

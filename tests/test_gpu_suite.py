@@ -72,21 +72,16 @@ def test_playable_copy_of_a_ppo_run_drops_the_pool_of_past_selves_and_still_play
     3.4 of a checkpoint's 4.5 MB) is left out, the network it plays with is kept as it was."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import torch
-    import yaml
 
     import gpu_suite
     from fewlabels import checkpoint
     from fewlabels.cli import main
     from fewlabels.rl.go.load import load_player
     from fewlabels.run import RunDir
+    from test_go import go_config
 
-    cfg = tmp_path / "ppo.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "family": "go", "name": "t", "algo": "ppo", "game": {"size": 5},
-        "net": {"channels": 8, "blocks": 1, "history": 2, "norm": "none"},
-        "ppo": {"parallel_games": 4, "pool_every": 4, "pool_size": 2, "minibatch_size": 16},
-        "train": {"steps": 8, "log_every": 4, "eval_every": 0, "checkpoint_every": 4},
-        "eval": {"games": 2, "simulations": 2, "network_alone": False}}))
+    cfg = go_config(tmp_path, algo="ppo",
+                    ppo={"parallel_games": 4, "pool_every": 4, "pool_size": 2, "minibatch_size": 16})
     run = tmp_path / "ppo"
     assert main(["train", str(cfg), "--out", str(run), "--device", "cpu"]) == 0
     full, _ = checkpoint.load(RunDir(run).latest_checkpoint())
